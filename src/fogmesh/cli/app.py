@@ -1,0 +1,63 @@
+"""Root Typer app; each command group lives in its own module."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+
+import typer
+from rich.console import Console
+
+from fogmesh._version import __version__
+from fogmesh.errors import FogmeshError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="fogmesh",
+    help="Turn everyday devices into one battery- and thermal-aware fog for AI work.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+@app.command()
+def version(
+    as_json: bool = typer.Option(False, "--json", help="print JSON for scripts"),
+) -> None:
+    """Print the fogmesh version.
+
+    Example: fogmesh version --json
+    """
+    info = {
+        "fogmesh": __version__,
+        "python": platform.python_version(),
+        "platform": sys.platform,
+    }
+    if as_json:
+        typer.echo(json.dumps(info))
+    else:
+        console.print(f"fogmesh {__version__} (Python {info['python']}, {info['platform']})")
+
+
+def _register_groups() -> None:
+    from fogmesh.cli import demo, device
+
+    app.add_typer(device.app, name="device")
+    app.command(name="demo")(demo.demo)
+
+
+_register_groups()
+
+
+def main() -> None:
+    """Entry point: FogmeshError becomes one clear line on stderr and exit code 1."""
+    try:
+        app()
+    except FogmeshError as exc:
+        err_console.print(f"[bold red]error[/]: {exc.reason}", highlight=False)
+        raise SystemExit(1) from None

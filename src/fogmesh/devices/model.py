@@ -1,0 +1,169 @@
+"""What a device is (capabilities, static) and how it is right now (profile, live).
+
+Every reading may be absent and is then ``None`` — never a made-up default. A battery at 0 % is
+``battery_percent=0.0``; "no battery" is ``capabilities.has_battery is False``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+from typing import Any, Literal
+
+__all__ = [
+    "DeviceCapabilities",
+    "DeviceProfile",
+    "DeviceType",
+    "NetworkType",
+    "PlatformThermal",
+    "ThermalLevel",
+]
+
+
+class DeviceType(StrEnum):
+    SMARTPHONE = "smartphone"
+    TABLET = "tablet"
+    LAPTOP = "laptop"
+    DESKTOP = "desktop"
+    RASPBERRY_PI = "raspberry_pi"
+
+
+class NetworkType(StrEnum):
+    WIFI = "wifi"
+    ETHERNET = "ethernet"
+    CELLULAR = "cellular"
+    NONE = "none"
+
+
+class ThermalLevel(IntEnum):
+    """A platform's own thermal verdict, normalised to one ladder.
+
+    Android ``PowerManager.THERMAL_STATUS_*`` 0–6 and iOS ``ProcessInfo.ThermalState`` 0–3 map
+    onto it (see ``PlatformThermal.level``).
+    """
+
+    NOMINAL = 0  # android NONE(0) / ios nominal(0)
+    LIGHT = 1  # android LIGHT(1) / ios fair(1)
+    MODERATE = 2  # android MODERATE(2)
+    SEVERE = 3  # android SEVERE(3) / ios serious(2)
+    CRITICAL = 4  # android CRITICAL(4), EMERGENCY(5), SHUTDOWN(6) / ios critical(3)
+
+
+_ANDROID_LEVELS = (
+    ThermalLevel.NOMINAL,
+    ThermalLevel.LIGHT,
+    ThermalLevel.MODERATE,
+    ThermalLevel.SEVERE,
+    ThermalLevel.CRITICAL,
+    ThermalLevel.CRITICAL,
+    ThermalLevel.CRITICAL,
+)
+_IOS_LEVELS = (
+    ThermalLevel.NOMINAL,
+    ThermalLevel.LIGHT,
+    ThermalLevel.SEVERE,
+    ThermalLevel.CRITICAL,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformThermal:
+    """The raw thermal status a mobile OS reports."""
+
+    platform: Literal["android", "ios"]
+    status: int
+
+    def __post_init__(self) -> None:
+        top = 6 if self.platform == "android" else 3
+        if self.platform not in ("android", "ios"):
+            raise ValueError(f"platform must be 'android' or 'ios', not {self.platform!r}")
+        if not 0 <= self.status <= top:
+            raise ValueError(f"{self.platform} thermal status must be 0–{top}, not {self.status}")
+
+    @property
+    def level(self) -> ThermalLevel:
+        table = _ANDROID_LEVELS if self.platform == "android" else _IOS_LEVELS
+        return table[self.status]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceCapabilities:
+    """What the hardware is; changes rarely (re-detected at start and on request)."""
+
+    cpu_cores_logical: int | None = None
+    cpu_cores_physical: int | None = None
+    cpu_freq_mhz: float | None = None
+    cpu_model: str | None = None
+    ram_total_mb: int | None = None
+    storage_total_gb: float | None = None
+    storage_free_gb: float | None = None
+    has_gpu: bool | None = None
+    gpu_name: str | None = None
+    gpu_memory_mb: int | None = None
+    has_battery: bool | None = None
+    os: str | None = None
+    os_release: str | None = None
+    arch: str | None = None
+    board_model: str | None = None  # e.g. /proc/device-tree/model ("Raspberry Pi 4 Model B ...")
+    supported_transports: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["supported_transports"] = list(self.supported_transports)
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceProfile:
+    """One device at one moment: its identity, class, capabilities and live readings."""
+
+    device_id: str
+    device_type: DeviceType
+    capabilities: DeviceCapabilities = field(default_factory=DeviceCapabilities)
+    timestamp: float | None = None  # epoch seconds of the reading
+
+    # power
+    battery_percent: float | None = None
+    charging: bool | None = None  # plugged in (AC/USB) while a battery is present
+    low_power_mode: bool | None = None  # iOS Low Power Mode / Android battery saver
+
+    # thermal
+    cpu_temp_c: float | None = None
+    platform_thermal: PlatformThermal | None = None
+
+    # load
+    cpu_percent: float | None = None
+    ram_used_mb: int | None = None
+    ram_available_mb: int | None = None
+
+    # network
+    network_type: NetworkType | None = None
+    metered: bool | None = None
+    latency_ms: float | None = None
+    mesh_neighbours: int | None = None  # peers reachable over the low-power mesh
+
+    # user
+    foreground: bool | None = None  # True while the owner is actively using the device
+
+    @property
+    def on_mains(self) -> bool:
+        """Powered from the wall: no battery, or a battery that is charging."""
+        return self.capabilities.has_battery is False or self.charging is True
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+        }
+        d["device_type"] = self.device_type.value
+        d["capabilities"] = self.capabilities.to_dict()
+        d["network_type"] = self.network_type.value if self.network_type else None
+        d["platform_thermal"] = (
+            {"platform": self.platform_thermal.platform, "status": self.platform_thermal.status}
+            if self.platform_thermal
+            else None
+        )
+        return d
+
+    def replace(self, **changes: Any) -> DeviceProfile:
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,42 @@
+"""The package's public surface is explicit, sorted and importable."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import pytest
+
+import fogmesh
+
+PUBLIC_MODULES = sorted(
+    name
+    for _, name, _ in pkgutil.walk_packages(fogmesh.__path__, prefix="fogmesh.")
+    if not any(part.startswith("_") for part in name.split("."))
+)
+
+
+def test_top_level_all_is_sorted_and_unique() -> None:
+    assert list(fogmesh.__all__) == sorted(set(fogmesh.__all__))
+
+
+def test_top_level_all_names_resolve() -> None:
+    for name in fogmesh.__all__:
+        assert hasattr(fogmesh, name), name
+
+
+def test_seed_names_are_exported() -> None:
+    for name in ("MobileResourceManager", "ResourcePolicy"):
+        assert name in fogmesh.__all__
+
+
+@pytest.mark.parametrize("module_name", PUBLIC_MODULES)
+def test_every_module_declares_a_sorted_all(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    if module_name.startswith("fogmesh.cli"):
+        pytest.skip("CLI modules are entry points, not API")
+    exported = getattr(module, "__all__", None)
+    assert exported is not None, f"{module_name} has no __all__"
+    assert list(exported) == sorted(set(exported)), f"{module_name}.__all__ is not sorted"
+    for name in exported:
+        assert hasattr(module, name), f"{module_name}.__all__ names missing {name}"

@@ -152,9 +152,7 @@ class DeviceProfile:
         return self.capabilities.has_battery is False or self.charging is True
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {
-            f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-        }
+        d: dict[str, Any] = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["device_type"] = self.device_type.value
         d["capabilities"] = self.capabilities.to_dict()
         d["network_type"] = self.network_type.value if self.network_type else None

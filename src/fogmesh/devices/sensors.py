@@ -1,15 +1,20 @@
 """The sensor-source seam: real detection and emulated profiles behind one interface.
 
-CONTRACT SKELETON written by the lead; the devices helper owns this file and fills it in.
+Everything that needs "this device, now" — the CLI, the Mobile Resource Manager, the agent, the
+demo, tests — asks a ``SensorSource``, so an emulated phone and this machine take the same path.
 """
 
 from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+from fogmesh.clock import Clock
+from fogmesh.config import load_settings
+from fogmesh.devices.detect import RealSensors
+from fogmesh.devices.emulated import EmulatedSensors, resolve_profile
 from fogmesh.devices.model import DeviceCapabilities, DeviceProfile
 
-__all__ = ["SensorSource", "sensor_source_from_env"]
+__all__ = ["EmulatedSensors", "RealSensors", "SensorSource", "sensor_source_from_env"]
 
 
 @runtime_checkable
@@ -23,7 +28,19 @@ class SensorSource(Protocol):
         ...
 
 
-def sensor_source_from_env(profile: str | None = None) -> SensorSource:
+def sensor_source_from_env(
+    profile: str | None = None, *, clock: Clock | None = None
+) -> RealSensors | EmulatedSensors:
     """``profile`` (a preset name or JSON/TOML file), else ``FOGMESH_PROFILE``, else real
-    detection of this machine."""
-    raise NotImplementedError
+    detection of this machine.
+
+    A bad name or file raises ``ConfigError`` naming ``profile`` or ``FOGMESH_PROFILE``.
+    """
+    field = "profile"
+    if not profile:
+        profile = load_settings().profile or None
+        field = "FOGMESH_PROFILE"
+    if not profile:
+        return RealSensors(clock=clock)
+    emulated, label = resolve_profile(profile, field=field)
+    return EmulatedSensors(emulated, clock=clock, label=label)

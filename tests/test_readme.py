@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-_BLOCK = re.compile(r"(?:<!-- planned: (?P<planned>[^>]*?) -->\n)?```python\n(?P<code>.*?)```", re.S)
+_BLOCK = re.compile(
+    r"(?:<!-- planned: (?P<planned>[^>]*?) -->\n)?```python\n(?P<code>.*?)```", re.S
+)
 
 
 def readme_blocks() -> list[tuple[str | None, str]]:

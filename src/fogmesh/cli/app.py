@@ -22,7 +22,7 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 @app.command()
@@ -45,9 +45,10 @@ def version(
 
 
 def _register_groups() -> None:
-    from fogmesh.cli import demo, device
+    from fogmesh.cli import demo, device, token
 
     app.add_typer(device.app, name="device")
+    app.add_typer(token.app, name="token")
     app.command(name="demo")(demo.demo)
 
 

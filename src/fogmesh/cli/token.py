@@ -1,0 +1,130 @@
+"""``fogmesh token``: join tokens that let a device enrol with this coordinator."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from fogmesh.clock import WallClock
+from fogmesh.config import load_settings
+from fogmesh.errors import ConfigError
+from fogmesh.security.keys import CoordinatorKeys
+from fogmesh.security.tickets import SCOPES
+from fogmesh.security.tokens import create_join_token
+
+__all__ = ["app", "parse_duration"]
+
+DEFAULT_URL = "http://127.0.0.1:8700"
+MAX_TTL = 30 * 86_400.0
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
+_URL_HELP = f"URL devices use to reach the coordinator (else FOGMESH_COORDINATOR, {DEFAULT_URL})"
+_SCOPE_LIST = ", ".join(SCOPES)
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
+
+app = typer.Typer(
+    help="Create join tokens that let a device enrol with this coordinator.",
+    no_args_is_help=True,
+)
+err_console = Console(stderr=True)
+
+
+@app.callback()
+def _group() -> None:
+    """Join tokens for enrolling devices (coordinator URL + its Noise key + a one-shot ticket)."""
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``90``, ``90s``, ``15m``, ``24h`` or ``7d``."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if match is None:
+        raise ConfigError(
+            f"cannot read {text!r} as a duration (e.g. 90s, 15m, 24h, 7d)", field="--ttl"
+        )
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if not 0 < seconds <= MAX_TTL:
+        raise ConfigError("must be more than 0 and at most 30d", field="--ttl")
+    return seconds
+
+
+def _scopes(values: list[str] | None) -> list[str]:
+    extra: list[str] = []
+    for value in values or []:
+        for scope in filter(None, (part.strip() for part in value.split(","))):
+            if scope not in SCOPES:
+                raise ConfigError(
+                    f"unknown scope {scope!r}; choose from {', '.join(SCOPES)}", field="--scope"
+                )
+            if scope != "enrol" and scope not in extra:
+                extra.append(scope)
+    return extra
+
+
+@app.command("create")
+def create(
+    ttl: Annotated[
+        str, typer.Option("--ttl", help="how long the token can be used: 90s, 15m, 24h, 7d")
+    ] = "24h",
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scope",
+            help=f"extra scope granted with 'enrol' (repeat or comma-separate): {_SCOPE_LIST}",
+        ),
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            help=_URL_HELP,
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir", help="coordinator data directory, holds its keys (FOGMESH_HOME)"
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON for scripts")] = False,
+) -> None:
+    """Print a one-use join token for a new device.
+
+    The coordinator's keys are created in the data directory on first use (files 0600).
+
+    Example: fogmesh token create --ttl 1h --url http://192.168.1.20:8700
+    """
+    lifetime = parse_duration(ttl)
+    extra = _scopes(scope)
+    settings = load_settings(home=data_dir)
+    target = url or settings.coordinator or DEFAULT_URL
+    keys = CoordinatorKeys.load_or_create(settings.home)
+    join, ticket = create_join_token(
+        keys, url=target, ttl=lifetime, clock=WallClock(), extra_scopes=extra
+    )
+    token = join.encode()
+    expires = datetime.fromtimestamp(ticket.expires_at, UTC).isoformat()
+    if as_json:
+        info = {
+            "token": token,
+            "coordinator_url": target,
+            "coordinator_key": keys.noise.public.hex(),
+            "audience": keys.audience,
+            "scopes": list(ticket.scopes),
+            "ticket_id": ticket.ticket_id,
+            "expires_at": expires,
+        }
+        typer.echo(json.dumps(info))
+        return
+    # The token alone goes to stdout (so `$(fogmesh token create)` works); the rest to stderr.
+    typer.echo(token)
+    err_console.print(
+        f"one-use join token for {target} (scopes {', '.join(ticket.scopes)}), "
+        f"valid until {expires}\non the device: fogmesh agent --join <token>",
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -1,0 +1,1 @@
+"""Alembic migration scripts shipped inside the package; ``fogmesh.store.migrate`` runs them."""

@@ -1,0 +1,230 @@
+"""Rules every store applies the same way: input checks, lease checks, JSON values.
+
+Keeping them here is what makes the memory and SQL stores raise the same error for the same
+call; the SQL store encodes the same rules as ``WHERE`` clauses and uses ``explain_refusal`` only
+to say why a conditional update matched no row.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import msgspec
+
+from fogmesh.devices.model import DeviceProfile, DeviceType
+from fogmesh.errors import InvalidRequest, StaleAttempt, StoreError
+from fogmesh.fog.tasks import (
+    MAX_PAYLOAD_BYTES,
+    Task,
+    TaskPriority,
+    TaskState,
+    TaskType,
+    check_transition,
+    is_legal_transition,
+    validate_task,
+)
+
+from .base import ClusterRecord, DeviceStatus, StatesArg
+
+MAX_ID_CHARS: Final = 64
+MAX_DEVICE_ID_CHARS: Final = 128
+MAX_RESULT_BYTES: Final = MAX_PAYLOAD_BYTES  # bigger outputs travel as artefacts
+LEASED: Final = frozenset({TaskState.SCHEDULED, TaskState.RUNNING})
+NOT_CHARGED: Final = frozenset({"preempted"})  # the task did nothing wrong
+
+
+def sources(target: TaskState) -> frozenset[TaskState]:
+    """States from which ``target`` is legal (tasks.py stays the one source of truth)."""
+    return frozenset(s for s in TaskState if is_legal_transition(s, target))
+
+
+PLACE_FROM: Final = sources(TaskState.SCHEDULED)
+RUN_FROM: Final = sources(TaskState.RUNNING)
+COMPLETE_FROM: Final = sources(TaskState.COMPLETED) & LEASED
+FAIL_FROM: Final = sources(TaskState.FAILED) & LEASED
+REQUEUE_FROM: Final = sources(TaskState.PENDING) & LEASED
+CANCEL_FROM: Final = sources(TaskState.CANCELLED)
+EXPIRE_FROM: Final = frozenset({TaskState.PENDING}) & sources(TaskState.FAILED)
+
+
+def encode_json(value: Any, what: str, limit: int | None = None) -> str:
+    try:
+        raw = msgspec.json.encode(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidRequest(f"{what} is not a JSON value: {exc}", field=what) from exc
+    if limit is not None and len(raw) > limit:
+        raise InvalidRequest(f"{what} is {len(raw)} bytes; the limit is {limit}", field=what)
+    return raw.decode()
+
+
+def decode_json(raw: str | None) -> Any:
+    if raw is None:
+        return None
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise StoreError(f"stored JSON value is unreadable: {exc}") from exc
+
+
+def json_roundtrip(value: Any) -> Any:
+    """What a value looks like after a trip through a JSON column (tuples become lists)."""
+    return msgspec.json.decode(msgspec.json.encode(value))
+
+
+def check_new_task(task: Task) -> None:
+    """A task fit to be stored as new; ``InvalidRequest`` names what is wrong."""
+    if not isinstance(task, Task):
+        raise InvalidRequest(f"expected a Task, got {type(task).__name__}")
+    if not isinstance(task.id, str) or not 0 < len(task.id) <= MAX_ID_CHARS:
+        raise InvalidRequest(f"task id must be 1–{MAX_ID_CHARS} characters", field="id")
+    if task.type not in set(TaskType):
+        raise InvalidRequest(f"unknown task type {task.type!r}", field="type")
+    if task.priority not in set(TaskPriority):
+        raise InvalidRequest(f"unknown task priority {task.priority!r}", field="priority")
+    try:
+        validate_task(task)
+    except (TypeError, ValueError, OverflowError) as exc:  # a payload that is not JSON
+        raise InvalidRequest(f"task is not storable: {exc}", field="payload") from exc
+    if task.state is not TaskState.PENDING or task.attempt != 0 or task.history:
+        raise InvalidRequest("a new task must be pending, attempt 0, without history")
+    if task.assigned_device is not None or task.result is not None or task.error is not None:
+        raise InvalidRequest("a new task has no device, result or error")
+    if not math.isfinite(task.created_at):
+        raise InvalidRequest("created_at must be a finite time", field="created_at")
+    if task.deadline is not None and not math.isfinite(task.deadline):
+        raise InvalidRequest("deadline must be a finite time", field="deadline")
+
+
+def check_new_tasks(tasks: Sequence[Task]) -> None:
+    seen: set[str] = set()
+    for task in tasks:
+        check_new_task(task)
+        if task.id in seen:
+            raise InvalidRequest(f"task id {task.id} appears twice", field="id")
+        seen.add(task.id)
+
+
+def check_device_id(device_id: str) -> None:
+    if not isinstance(device_id, str) or not 0 < len(device_id) <= MAX_DEVICE_ID_CHARS:
+        raise InvalidRequest(
+            f"device id must be 1–{MAX_DEVICE_ID_CHARS} characters", field="device_id"
+        )
+
+
+def check_profile(profile: DeviceProfile) -> None:
+    if not isinstance(profile, DeviceProfile):
+        raise InvalidRequest(f"expected a DeviceProfile, got {type(profile).__name__}")
+    check_device_id(profile.device_id)
+    if profile.device_type not in set(DeviceType):
+        raise InvalidRequest(f"unknown device type {profile.device_type!r}", field="device_type")
+
+
+def check_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        raise InvalidRequest("device labels must map strings to strings", field="labels")
+    return dict(labels)
+
+
+def check_error_value(error: Mapping[str, Any]) -> dict[str, Any]:
+    if not isinstance(error, Mapping) or not {"code", "reason"} <= error.keys():
+        raise InvalidRequest("error must be a mapping with 'code' and 'reason'", field="error")
+    return dict(error)
+
+
+def check_outcome(outcome: str) -> None:
+    if not isinstance(outcome, str) or not outcome or outcome == "completed":
+        raise InvalidRequest("requeue needs an outcome such as lost, timeout, preempted")
+
+
+def check_clusters(clusters: Sequence[ClusterRecord]) -> None:
+    ids = [c.cluster_id for c in clusters]
+    if len(set(ids)) != len(ids):
+        raise InvalidRequest("cluster ids must be unique", field="cluster_id")
+    for c in clusters:
+        if c.term < 0:
+            raise InvalidRequest("cluster term must be ≥ 0", field="term")
+        if c.head is not None and c.head not in c.members:
+            raise InvalidRequest(f"cluster {c.cluster_id}: head is not a member", field="head")
+
+
+def check_cluster_term(new: ClusterRecord, old: ClusterRecord | None) -> None:
+    if old is None:
+        return
+    if new.term < old.term or (new.term == old.term and new.head != old.head):
+        raise StaleAttempt(
+            f"cluster {new.cluster_id}: term {new.term} head {new.head!r} conflicts with stored "
+            f"term {old.term} head {old.head!r}",
+            cluster_id=new.cluster_id,
+        )
+
+
+def state_filter(states: StatesArg) -> frozenset[TaskState] | None:
+    if states is None:
+        return None
+    if isinstance(states, TaskState):
+        return frozenset({states})
+    return frozenset(TaskState(s) for s in states)
+
+
+def check_limit(limit: int | None) -> None:
+    if limit is not None and limit < 0:
+        raise InvalidRequest("limit must be ≥ 0", field="limit")
+
+
+def explain_refusal(
+    task_id: str,
+    *,
+    state: TaskState,
+    attempt: int,
+    assigned: str | None,
+    target: TaskState,
+    lease_attempt: int | None,
+    lease_device: str | None = None,
+) -> None:
+    """Raise the error for a transition that does not apply to the task as it is now.
+
+    The lease is checked first: a late report from an old attempt is ``StaleAttempt`` even when
+    the task has since finished, which is what the reporting device needs to hear.
+    """
+    if lease_attempt is not None and attempt != lease_attempt:
+        raise StaleAttempt(
+            f"task {task_id}: attempt {lease_attempt} is not the current attempt {attempt}",
+            task_id=task_id,
+            attempt=lease_attempt,
+            current=attempt,
+        )
+    if lease_device is not None and assigned != lease_device:
+        raise StaleAttempt(
+            f"task {task_id}: device {lease_device} does not hold the lease",
+            task_id=task_id,
+            device_id=lease_device,
+        )
+    check_transition(task_id, state, target)
+
+
+LOSABLE: Final = frozenset({DeviceStatus.READY, DeviceStatus.DRAINING})
+DEADLINE_ERROR: Final[Mapping[str, Any]] = {"code": "deadline", "reason": "deadline"}
+
+
+def revived(status: DeviceStatus) -> DeviceStatus:
+    """A device that speaks again is back in service, unless an operator is draining it."""
+    return DeviceStatus.DRAINING if status is DeviceStatus.DRAINING else DeviceStatus.READY
+
+
+def exhausted(charged: int, outcome: str, reason: str) -> dict[str, Any]:
+    return {
+        "code": "max_attempts",
+        "reason": f"gave up after {charged} attempts; last: {outcome}: {reason}",
+    }
+
+
+def check_model_id(model_id: str) -> None:
+    if not isinstance(model_id, str) or not 0 < len(model_id) <= 256:
+        raise InvalidRequest("model id must be 1–256 characters", field="model_id")
+
+
+def check_key(key: str) -> None:
+    if not isinstance(key, str) or not 0 < len(key) <= 256:
+        raise InvalidRequest("key must be 1–256 characters", field="key")

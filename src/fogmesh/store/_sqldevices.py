@@ -1,0 +1,230 @@
+"""The device, cluster and coordinator-value half of ``SqlStore``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from sqlalchemy import ColumnElement, Row, and_, delete, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from fogmesh.devices.model import DeviceProfile, DeviceType
+from fogmesh.errors import DeviceNotFound, InvalidRequest
+
+from . import _rules as R
+from . import _statements as Q
+from ._sqlconn import SqlBase
+from .base import ClusterRecord, DeviceRecord, DeviceStatus
+from .schema import clusters, device_models, devices, kv
+
+__all__ = ["SqlDevices"]
+
+_CLUSTER_LOCK_KEY: Final = 0x666F6763  # "fogc": advisory lock id for cluster saves on PostgreSQL
+
+
+class SqlDevices(SqlBase):
+    """Devices with their deployed models, clusters, coordinator values."""
+
+    # -- devices ----------------------------------------------------------------------------
+    async def _load_devices(
+        self, conn: AsyncConnection, where: ColumnElement[bool] | None = None
+    ) -> list[DeviceRecord]:
+        query = (
+            select(devices, device_models.c.model_id)
+            .select_from(devices.outerjoin(device_models))
+            .order_by(devices.c.id, device_models.c.model_id)
+        )
+        if where is not None:
+            query = query.where(where)
+        out: list[DeviceRecord] = []
+        current: Row[Any] | None = None
+        models: list[str] = []
+        for r in await conn.execute(query):
+            if current is None or r.id != current.id:
+                if current is not None:
+                    out.append(Q.row_device(current, tuple(models)))
+                current, models = r, []
+            if r.model_id is not None:
+                models.append(r.model_id)
+        if current is not None:
+            out.append(Q.row_device(current, tuple(models)))
+        return out
+
+    async def _device(self, conn: AsyncConnection, device_id: str) -> DeviceRecord:
+        found = await self._load_devices(conn, devices.c.id == device_id)
+        if not found:
+            raise DeviceNotFound(f"no device {device_id}", device_id=device_id)
+        return found[0]
+
+    async def upsert_device(
+        self, profile: DeviceProfile, now: float, *, labels: Mapping[str, str] | None = None
+    ) -> DeviceRecord:
+        R.check_profile(profile)
+        data = R.encode_json(profile.to_dict(), "profile")
+        new_labels = None if labels is None else R.check_labels(labels)
+        stmt = self._insert(devices).values(
+            id=profile.device_id,
+            device_type=DeviceType(profile.device_type).value,
+            status=DeviceStatus.READY.value,
+            profile=data,
+            labels=R.encode_json(new_labels or {}, "labels"),
+            registered_at=now,
+            last_heartbeat=now,
+        )
+        updates: dict[str, Any] = {
+            "device_type": stmt.excluded.device_type,
+            "profile": stmt.excluded.profile,
+            "last_heartbeat": stmt.excluded.last_heartbeat,
+            "status": Q.revived_status(),
+        }
+        if new_labels is not None:
+            updates["labels"] = stmt.excluded.labels
+        async with self._write() as conn:
+            await conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=updates))
+            return await self._device(conn, profile.device_id)
+
+    async def heartbeat(
+        self, device_id: str, now: float, profile: DeviceProfile | None = None
+    ) -> DeviceRecord:
+        values: dict[str, Any] = {"last_heartbeat": now, "status": Q.revived_status()}
+        if profile is not None:
+            R.check_profile(profile)
+            if profile.device_id != device_id:
+                raise InvalidRequest("heartbeat profile is for another device", field="profile")
+            values["profile"] = R.encode_json(profile.to_dict(), "profile")
+            values["device_type"] = DeviceType(profile.device_type).value
+        async with self._write() as conn:
+            result = await conn.execute(
+                update(devices).where(devices.c.id == device_id).values(**values)
+            )
+            if result.rowcount != 1:
+                raise DeviceNotFound(f"no device {device_id}", device_id=device_id)
+            return await self._device(conn, device_id)
+
+    async def set_device_status(self, device_id: str, status: DeviceStatus) -> DeviceRecord:
+        status = DeviceStatus(status)
+        async with self._write() as conn:
+            result = await conn.execute(
+                update(devices).where(devices.c.id == device_id).values(status=status.value)
+            )
+            if result.rowcount != 1:
+                raise DeviceNotFound(f"no device {device_id}", device_id=device_id)
+            return await self._device(conn, device_id)
+
+    async def mark_lost(self, stale_before: float) -> list[str]:
+        losable = [s.value for s in R.LOSABLE]
+        async with self._write() as conn:
+            ids = sorted(
+                r.id
+                for r in await conn.execute(
+                    select(devices.c.id)
+                    .where(devices.c.status.in_(losable), devices.c.last_heartbeat < stale_before)
+                    .with_for_update()
+                )
+            )
+            for chunk in Q.chunks(ids):
+                await conn.execute(
+                    update(devices)
+                    .where(devices.c.id.in_(chunk), devices.c.status.in_(losable))
+                    .values(status=DeviceStatus.LOST.value)
+                )
+        return ids
+
+    async def get_device(self, device_id: str) -> DeviceRecord:
+        async with self._read() as conn:
+            return await self._device(conn, device_id)
+
+    async def list_devices(self, status: DeviceStatus | None = None) -> list[DeviceRecord]:
+        where = None if status is None else devices.c.status == DeviceStatus(status).value
+        async with self._read() as conn:
+            return await self._load_devices(conn, where)
+
+    async def remove_device(self, device_id: str) -> None:
+        async with self._write() as conn:
+            result = await conn.execute(delete(devices).where(devices.c.id == device_id))
+            if result.rowcount != 1:
+                raise DeviceNotFound(f"no device {device_id}", device_id=device_id)
+
+    async def _require_device(self, conn: AsyncConnection, device_id: str) -> None:
+        found = (await conn.execute(select(devices.c.id).where(devices.c.id == device_id))).first()
+        if found is None:
+            raise DeviceNotFound(f"no device {device_id}", device_id=device_id)
+
+    async def add_model(self, device_id: str, model_id: str, now: float) -> None:
+        R.check_model_id(model_id)
+        stmt = self._insert(device_models).values(
+            device_id=device_id, model_id=model_id, deployed_at=now
+        )
+        async with self._write() as conn:
+            await self._require_device(conn, device_id)
+            await conn.execute(
+                stmt.on_conflict_do_nothing(index_elements=["device_id", "model_id"])
+            )
+
+    async def remove_model(self, device_id: str, model_id: str) -> None:
+        async with self._write() as conn:
+            await self._require_device(conn, device_id)
+            await conn.execute(
+                delete(device_models).where(
+                    and_(
+                        device_models.c.device_id == device_id, device_models.c.model_id == model_id
+                    )
+                )
+            )
+
+    # -- clusters and coordinator state ----------------------------------------------------
+    async def save_clusters(self, new: Sequence[ClusterRecord], now: float) -> None:
+        new = list(new)
+        R.check_clusters(new)
+        rows = [
+            {
+                "id": c.cluster_id,
+                "head": c.head,
+                "term": c.term,
+                "members": R.encode_json(list(c.members), "members"),
+                "updated_at": now,
+            }
+            for c in new
+        ]
+        async with self._write() as conn:
+            if not self._sqlite:
+                await conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CLUSTER_LOCK_KEY}
+                )
+            stored = {c.cluster_id: c for c in await self._clusters(conn)}
+            for c in new:
+                R.check_cluster_term(c, stored.get(c.cluster_id))
+            await conn.execute(delete(clusters))
+            if rows:
+                await conn.execute(clusters.insert(), rows)
+
+    async def _clusters(self, conn: AsyncConnection) -> list[ClusterRecord]:
+        result = await conn.execute(select(clusters).order_by(clusters.c.id))
+        return [
+            ClusterRecord(
+                cluster_id=r.id,
+                members=tuple(R.decode_json(r.members)),
+                head=r.head,
+                term=r.term,
+            )
+            for r in result
+        ]
+
+    async def load_clusters(self) -> list[ClusterRecord]:
+        async with self._read() as conn:
+            return await self._clusters(conn)
+
+    async def get_value(self, key: str) -> Any:
+        async with self._read() as conn:
+            row = (await conn.execute(select(kv.c.value).where(kv.c.key == key))).first()
+        return None if row is None else R.decode_json(row.value)
+
+    async def set_value(self, key: str, value: Any) -> None:
+        R.check_key(key)
+        stmt = self._insert(kv).values(key=key, value=R.encode_json(value, "value"))
+        async with self._write() as conn:
+            await conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["key"], set_={"value": stmt.excluded.value}
+                )
+            )

@@ -1,0 +1,454 @@
+"""``SqlStore``: the ``Store`` on SQLAlchemy Core, one code path for SQLite and PostgreSQL.
+
+Every task transition is one conditional ``UPDATE ... WHERE id = ? AND attempt = ? AND state IN
+(...)`` whose row count decides; the row is read afterwards only to say why it did not apply.
+That is what makes "completed exactly once" hold across coroutines, processes and replicas: on
+SQLite the database lock serialises writers; on PostgreSQL (READ COMMITTED) an UPDATE that waited
+for a concurrent one re-checks its WHERE on the newest row version. See docs/store.md.
+
+Connection handling is in ``_sqlconn``, the prebuilt statements in ``_statements``, devices and
+clusters in ``_sqldevices``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from sqlalchemy import ColumnElement, func, select, text, update
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from fogmesh.errors import (
+    FogmeshError,
+    InvalidRequest,
+    StaleAttempt,
+    StoreError,
+    TaskNotFound,
+)
+from fogmesh.fog.tasks import Task, TaskState
+
+from . import _rules as R
+from . import _statements as Q
+from ._group import GroupCommitter
+from ._sqlconn import Conflict, SqliteSync, make_engine, normalise_url
+from ._sqldevices import SqlDevices
+from .base import PendingOrder, Placement, StatesArg
+from .migrate import upgrade_to_head
+from .schema import task_attempts, tasks
+
+__all__ = ["SqlStore", "SqliteSync", "normalise_url"]
+
+_SCHEMA_LOCK_KEY: Final = 0x666F676D  # "fogm": advisory lock id for migrations on PostgreSQL
+
+
+class SqlStore(SqlDevices):
+    """``Store`` on SQLite (embedded default) or PostgreSQL. Create with ``await SqlStore.open``."""
+
+    def __init__(
+        self, engine: AsyncEngine, *, group_commit: bool = True, max_batch: int = 2000
+    ) -> None:
+        super().__init__(engine)
+        self._group = (
+            GroupCommitter(self._insert_tasks, max_batch=max_batch) if group_commit else None
+        )
+
+    @classmethod
+    async def open(
+        cls,
+        url: str | URL,
+        *,
+        schema: str | None = None,
+        group_commit: bool = True,
+        max_batch: int = 2000,
+        sqlite_synchronous: SqliteSync = "FULL",
+        busy_timeout_s: float = 30.0,
+    ) -> SqlStore:
+        """Connect, migrate the schema to the current version, and return the store.
+
+        ``schema`` (PostgreSQL only) puts every table in that schema, which must exist.
+        ``sqlite_synchronous``: ``FULL`` makes each commit survive power loss; ``NORMAL`` only
+        process crashes (see docs/store.md).
+        """
+        engine = make_engine(
+            url,
+            schema=schema,
+            sqlite_synchronous=sqlite_synchronous,
+            busy_timeout_s=busy_timeout_s,
+        )
+        store = cls(engine, group_commit=group_commit, max_batch=max_batch)
+        try:
+            await store._migrate()
+        except BaseException:
+            await engine.dispose()
+            raise
+        return store
+
+    @property
+    def group_commit_stats(self) -> tuple[int, int]:
+        """(commits, tasks) written by group commit so far."""
+        return (self._group.batches, self._group.tasks) if self._group else (0, 0)
+
+    async def _migrate(self) -> None:
+        async with self._write() as conn:
+            if not self._sqlite:
+                await conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY}
+                )
+            await conn.run_sync(upgrade_to_head)
+
+    # -- tasks: submit and read -------------------------------------------------------------
+    async def add_task(self, task: Task) -> None:
+        await self.add_tasks([task])
+
+    async def add_tasks(self, new: Sequence[Task]) -> None:
+        new = list(new)
+        R.check_new_tasks(new)
+        if not new:
+            return
+        if self._closed:
+            raise StoreError("store is closed")
+        try:
+            if self._group is not None:
+                await self._group.submit(new)
+            else:
+                await self._insert_tasks(new)
+        except Conflict:
+            raise await self._explain_conflict(new) from None
+
+    async def _insert_tasks(self, new: Sequence[Task]) -> None:
+        rows = [Q.task_row(t) for t in new]
+        async with self._write() as conn:
+            await conn.execute(tasks.insert(), rows)
+
+    async def _explain_conflict(self, new: Sequence[Task]) -> StoreError | InvalidRequest:
+        ids = [t.id for t in new]
+        async with self._read() as conn:
+            taken = [
+                r.id
+                for chunk in Q.chunks(ids)
+                for r in await conn.execute(select(tasks.c.id).where(tasks.c.id.in_(chunk)))
+            ]
+        if taken:
+            return InvalidRequest(f"task id {min(taken)} already exists", field="id")
+        return StoreError("submit refused by a database constraint")
+
+    async def get_task(self, task_id: str) -> Task:
+        async with self._read() as conn:
+            return await self._load_task(conn, task_id)
+
+    async def _load_task(self, conn: AsyncConnection, task_id: str) -> Task:
+        found = await Q.fetch_tasks(conn, Q.TASK_BY_ID, {"task_id": task_id})
+        if not found:
+            raise TaskNotFound(f"no task {task_id}", task_id=task_id)
+        return found[0]
+
+    async def _select_tasks(
+        self,
+        conn: AsyncConnection,
+        *where: ColumnElement[bool],
+        order: Sequence[str] = ("id",),
+        limit: int | None = None,
+    ) -> list[Task]:
+        return await Q.fetch_tasks(conn, Q.task_query(*where, order=order, limit=limit))
+
+    async def list_tasks(
+        self, states: StatesArg = None, *, limit: int = 100, after: str | None = None
+    ) -> list[Task]:
+        R.check_limit(limit)
+        wanted = R.state_filter(states)
+        where: list[ColumnElement[bool]] = []
+        if wanted is not None:
+            where.append(tasks.c.state.in_([s.value for s in wanted]))
+        if after is not None:
+            where.append(tasks.c.id > after)
+        async with self._read() as conn:
+            return await self._select_tasks(conn, *where, limit=limit)
+
+    async def pending_tasks(
+        self, limit: int | None = None, *, order: PendingOrder = "priority"
+    ) -> list[Task]:
+        R.check_limit(limit)
+        if order not in Q.PENDING_ORDER:
+            raise InvalidRequest(f"unknown order {order!r}", field="order")
+        async with self._read() as conn:
+            return await self._select_tasks(
+                conn,
+                tasks.c.state == TaskState.PENDING.value,
+                order=Q.PENDING_ORDER[order],
+                limit=limit,
+            )
+
+    async def leased_tasks(self, device_id: str | None = None) -> list[Task]:
+        where: list[ColumnElement[bool]] = [tasks.c.state.in_([s.value for s in R.LEASED])]
+        if device_id is not None:
+            where.append(tasks.c.assigned_device == device_id)
+        async with self._read() as conn:
+            return await self._select_tasks(conn, *where, order=("scheduled_at", "id"))
+
+    async def count_by_state(self) -> dict[TaskState, int]:
+        counts = dict.fromkeys(TaskState, 0)
+        async with self._read() as conn:
+            result = await conn.execute(select(tasks.c.state, func.count()).group_by(tasks.c.state))
+            for state, n in result:
+                counts[TaskState(state)] = int(n)
+        return counts
+
+    # -- tasks: transitions -----------------------------------------------------------------
+    async def _cas(
+        self,
+        conn: AsyncConnection,
+        cas: Q.Cas,
+        task_id: str,
+        *,
+        lease_attempt: int | None = None,
+        lease_device: str | None = None,
+        **values: Any,
+    ) -> None:
+        """The one conditional UPDATE; when it matches nothing, raise why."""
+        params: dict[str, Any] = {"k_id": task_id, **{f"v_{k}": v for k, v in values.items()}}
+        if cas.by_attempt:
+            params["k_attempt"] = lease_attempt
+        if cas.by_device:
+            params["k_device"] = lease_device
+        result = await conn.execute(cas.stmt, params)
+        if result.rowcount == 1:
+            return
+        row = (await conn.execute(Q.LEASE_OF, {"k_id": task_id})).first()
+        if row is None:
+            raise TaskNotFound(f"no task {task_id}", task_id=task_id)
+        R.explain_refusal(
+            task_id,
+            state=TaskState(row.state),
+            attempt=row.attempt,
+            assigned=row.assigned_device,
+            target=cas.target,
+            lease_attempt=lease_attempt,
+            lease_device=lease_device,
+        )
+        raise StaleAttempt(f"task {task_id} changed concurrently", task_id=task_id)
+
+    async def _close_attempt(
+        self, conn: AsyncConnection, task_id: str, now: float, outcome: str, reason: str | None
+    ) -> None:
+        await conn.execute(
+            Q.CLOSE_ATTEMPT,
+            {"k_id": task_id, "v_now": now, "v_outcome": outcome, "v_reason": reason},
+        )
+
+    async def place(self, task_id: str, device_id: str, expected_attempt: int, now: float) -> Task:
+        R.check_device_id(device_id)
+        async with self._write() as conn:
+            await self._cas(
+                conn,
+                Q.PLACE,
+                task_id,
+                lease_attempt=expected_attempt,
+                attempt=expected_attempt + 1,
+                device=device_id,
+                now=now,
+            )
+            await conn.execute(
+                task_attempts.insert(),
+                {
+                    "task_id": task_id,
+                    "attempt": expected_attempt + 1,
+                    "device_id": device_id,
+                    "placed_at": now,
+                },
+            )
+            return await self._load_task(conn, task_id)
+
+    async def place_many(
+        self, placements: Sequence[Placement], now: float
+    ) -> list[Task | FogmeshError]:
+        placements = [Placement(*p) for p in placements]
+        for p in placements:
+            R.check_device_id(p.device_id)
+        outcomes: list[Task | FogmeshError | None] = []
+        winners: list[Placement] = []
+        async with self._write() as conn:
+            # The rows are locked (SQLite: the write lock; PostgreSQL: FOR UPDATE), so what this
+            # read says still holds when the UPDATEs below run; they stay conditional anyway.
+            view: dict[str, tuple[TaskState, int, str | None]] = {}
+            for chunk in Q.chunks(sorted({p.task_id for p in placements})):
+                for r in await conn.execute(
+                    select(tasks.c.id, tasks.c.state, tasks.c.attempt, tasks.c.assigned_device)
+                    .where(tasks.c.id.in_(chunk))
+                    .with_for_update()
+                ):
+                    view[r.id] = (TaskState(r.state), r.attempt, r.assigned_device)
+            for p in placements:
+                if p.task_id not in view:
+                    outcomes.append(TaskNotFound(f"no task {p.task_id}", task_id=p.task_id))
+                    continue
+                state, attempt, assigned = view[p.task_id]
+                if state in R.PLACE_FROM and attempt == p.expected_attempt:
+                    view[p.task_id] = (TaskState.SCHEDULED, attempt + 1, p.device_id)
+                    winners.append(p)
+                    outcomes.append(None)
+                    continue
+                try:
+                    R.explain_refusal(
+                        p.task_id,
+                        state=state,
+                        attempt=attempt,
+                        assigned=assigned,
+                        target=TaskState.SCHEDULED,
+                        lease_attempt=p.expected_attempt,
+                    )
+                except FogmeshError as exc:
+                    outcomes.append(exc)
+            placed = await self._place_winners(conn, winners, now)
+        won = iter(placed)
+        return [next(won) if o is None else o for o in outcomes]
+
+    async def _place_winners(
+        self, conn: AsyncConnection, winners: Sequence[Placement], now: float
+    ) -> list[Task]:
+        if not winners:
+            return []
+        await conn.execute(
+            Q.PLACE.stmt,
+            [
+                {
+                    "k_id": p.task_id,
+                    "k_attempt": p.expected_attempt,
+                    "v_attempt": p.expected_attempt + 1,
+                    "v_device": p.device_id,
+                    "v_now": now,
+                }
+                for p in winners
+            ],
+        )
+        await conn.execute(
+            task_attempts.insert(),
+            [
+                {
+                    "task_id": p.task_id,
+                    "attempt": p.expected_attempt + 1,
+                    "device_id": p.device_id,
+                    "placed_at": now,
+                }
+                for p in winners
+            ],
+        )
+        by_id: dict[str, Task] = {}
+        for chunk in Q.chunks([p.task_id for p in winners]):
+            for loaded in await Q.fetch_tasks(conn, Q.TASKS_BY_IDS, {"ids": list(chunk)}):
+                by_id[loaded.id] = loaded
+        out: list[Task] = []
+        for p in winners:
+            t = by_id.get(p.task_id)
+            if t is None or (t.attempt, t.assigned_device, t.state) != (
+                p.expected_attempt + 1,
+                p.device_id,
+                TaskState.SCHEDULED,
+            ):
+                # Cannot happen while the rows are locked; if it does, undo the whole batch.
+                raise StoreError(f"task {p.task_id} changed during a batch placement")
+            out.append(t)
+        return out
+
+    async def mark_running(self, task_id: str, device_id: str, attempt: int, now: float) -> Task:
+        async with self._write() as conn:
+            await self._cas(
+                conn, Q.RUN, task_id, lease_attempt=attempt, lease_device=device_id, now=now
+            )
+            return await self._load_task(conn, task_id)
+
+    async def complete(
+        self, task_id: str, device_id: str, attempt: int, result: Any, now: float
+    ) -> Task:
+        encoded = R.encode_json(result, "result", R.MAX_RESULT_BYTES)
+        async with self._write() as conn:
+            await self._cas(
+                conn,
+                Q.COMPLETE,
+                task_id,
+                lease_attempt=attempt,
+                lease_device=device_id,
+                now=now,
+                result=encoded,
+            )
+            await self._close_attempt(conn, task_id, now, "completed", None)
+            return await self._load_task(conn, task_id)
+
+    async def fail(
+        self, task_id: str, device_id: str, attempt: int, error: Mapping[str, Any], now: float
+    ) -> Task:
+        value = R.check_error_value(error)
+        encoded = R.encode_json(value, "error", R.MAX_RESULT_BYTES)
+        async with self._write() as conn:
+            await self._cas(
+                conn,
+                Q.FAIL,
+                task_id,
+                lease_attempt=attempt,
+                lease_device=device_id,
+                now=now,
+                error=encoded,
+            )
+            await self._close_attempt(conn, task_id, now, "failed", str(value["reason"]))
+            return await self._load_task(conn, task_id)
+
+    async def requeue(
+        self, task_id: str, attempt: int, outcome: str, reason: str, now: float
+    ) -> Task:
+        R.check_outcome(outcome)
+        async with self._write() as conn:
+            await self._cas(conn, Q.REQUEUE, task_id, lease_attempt=attempt)
+            await self._close_attempt(conn, task_id, now, outcome, reason)
+            task = await self._load_task(conn, task_id)
+            charged = sum(1 for h in task.history if h.outcome not in R.NOT_CHARGED)
+            if charged < task.max_attempts:
+                return task
+            # This transaction holds the row (the UPDATE above locked it), so a second
+            # unconditional write cannot race with anyone.
+            error = R.encode_json(R.exhausted(charged, outcome, reason), "error")
+            await conn.execute(Q.EXHAUST, {"k_id": task_id, "v_now": now, "v_error": error})
+            return await self._load_task(conn, task_id)
+
+    async def cancel(self, task_id: str, now: float, reason: str = "cancelled") -> Task:
+        error = R.encode_json({"code": "cancelled", "reason": reason}, "reason")
+        async with self._write() as conn:
+            await self._cas(conn, Q.CANCEL, task_id, now=now, error=error)
+            await self._close_attempt(conn, task_id, now, "cancelled", reason)
+            return await self._load_task(conn, task_id)
+
+    async def fail_expired(self, now: float) -> list[str]:
+        from_states = [s.value for s in R.EXPIRE_FROM]
+        error = R.encode_json(dict(R.DEADLINE_ERROR), "error")
+        async with self._write() as conn:
+            # FOR UPDATE (PostgreSQL) makes the id list exact: a row being placed right now is
+            # waited for and then skipped because it no longer matches. SQLite ignores it; its
+            # write lock already excludes everyone.
+            ids = sorted(
+                r.id
+                for r in await conn.execute(
+                    select(tasks.c.id)
+                    .where(
+                        tasks.c.state.in_(from_states),
+                        tasks.c.deadline.is_not(None),
+                        tasks.c.deadline <= now,
+                    )
+                    .with_for_update()
+                )
+            )
+            for chunk in Q.chunks(ids):
+                await conn.execute(
+                    update(tasks)
+                    .where(tasks.c.id.in_(chunk), tasks.c.state.in_(from_states))
+                    .values(state=TaskState.FAILED.value, finished_at=now, error=error)
+                )
+        return ids
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            if self._group is not None:
+                await self._group.close()
+        finally:
+            self._closed = True
+            await self._engine.dispose()

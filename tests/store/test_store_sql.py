@@ -1,0 +1,251 @@
+"""What only the SQL store has: migrations, SQLite settings, group commit, several writers."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from fogmesh.config import load_settings
+from fogmesh.errors import (
+    ConfigError,
+    IllegalTransition,
+    InvalidRequest,
+    MigrationError,
+    StaleAttempt,
+    StoreError,
+)
+from fogmesh.fog.tasks import Task, TaskState
+from fogmesh.store import (
+    DEFAULT_DB_NAME,
+    MemoryStore,
+    SqlStore,
+    head_revision,
+    normalise_url,
+    open_store,
+)
+from fogmesh.store.schema import METADATA
+
+MakeTask = Callable[..., Task]
+T0 = 1_700_000_000.0
+
+
+def engine_of(store: object) -> AsyncEngine:
+    assert isinstance(store, SqlStore)
+    return store._engine
+
+
+async def revision_of(store: object) -> str | None:
+    async with engine_of(store).connect() as conn:
+        row = (await conn.execute(text("SELECT version_num FROM alembic_version"))).first()
+    return None if row is None else str(row[0])
+
+
+# -- migrations -----------------------------------------------------------------------------
+
+
+async def test_a_new_database_is_migrated_to_head_and_reopening_keeps_data(
+    sql_backend: Any, make_task: MakeTask
+) -> None:
+    store = await sql_backend.open()
+    assert await revision_of(store) == head_revision()
+    task = make_task()
+    await store.add_task(task)
+    await store.close()
+    again = await sql_backend.open()
+    assert await revision_of(again) == head_revision()
+    assert await again.get_task(task.id) == task
+
+
+async def test_two_stores_opening_a_fresh_database_at_once_both_work(
+    sql_backend: Any, make_task: MakeTask
+) -> None:
+    one, two = await asyncio.gather(sql_backend.open(), sql_backend.open())
+    task = make_task()
+    await one.add_task(task)
+    assert await two.get_task(task.id) == task
+    assert await revision_of(two) == head_revision()
+
+
+async def test_the_migrations_build_exactly_the_schema_the_code_queries(
+    sql_backend: Any,
+) -> None:
+    store = await sql_backend.open()
+
+    def diff(conn: Connection) -> list[object]:
+        return list(compare_metadata(MigrationContext.configure(conn), METADATA))
+
+    async with engine_of(store).connect() as conn:
+        assert await conn.run_sync(diff) == []
+
+
+async def test_a_database_from_a_newer_version_is_refused_untouched(
+    sql_backend: Any, make_task: MakeTask
+) -> None:
+    store = await sql_backend.open()
+    task = make_task()
+    await store.add_task(task)
+    async with engine_of(store).begin() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+    with pytest.raises(MigrationError, match="newer"):
+        await sql_backend.open()
+    assert await revision_of(store) == "9999_future"
+    assert await store.get_task(task.id) == task
+
+
+async def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError):
+        await open_store(path)
+
+
+# -- SQLite settings ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("sync", "level"), [("FULL", 2), ("NORMAL", 1)])
+async def test_sqlite_runs_wal_with_foreign_keys_and_the_chosen_sync(
+    tmp_path: Path, sync: str, level: int
+) -> None:
+    store = await SqlStore.open(f"sqlite:///{tmp_path / 'x.db'}", sqlite_synchronous=sync)  # type: ignore[arg-type]
+    try:
+        async with engine_of(store).connect() as conn:
+            pragmas = {
+                name: (await conn.execute(text(f"PRAGMA {name}"))).scalar_one()
+                for name in ("journal_mode", "foreign_keys", "synchronous", "busy_timeout")
+            }
+    finally:
+        await store.close()
+    assert pragmas == {
+        "journal_mode": "wal",
+        "foreign_keys": 1,
+        "synchronous": level,
+        "busy_timeout": 30_000,
+    }
+
+
+# -- group commit ---------------------------------------------------------------------------
+
+
+async def test_concurrent_submits_share_commits(sql_backend: Any, make_task: MakeTask) -> None:
+    store = await sql_backend.open()
+    assert isinstance(store, SqlStore)
+    tasks = [make_task() for _ in range(300)]
+    await asyncio.gather(*(store.add_task(t) for t in tasks))
+    commits, written = store.group_commit_stats
+    assert written == 300
+    assert commits < 300 // 2  # many submits per commit, not one each
+    assert (await store.count_by_state())[TaskState.PENDING] == 300
+
+
+async def test_one_bad_submit_does_not_fail_its_batch_neighbours(
+    sql_backend: Any, make_task: MakeTask
+) -> None:
+    store = await sql_backend.open()
+    taken = make_task()
+    await store.add_task(taken)
+    fresh = [make_task() for _ in range(50)]
+    outcomes = await asyncio.gather(
+        *(store.add_task(t) for t in fresh[:25]),
+        store.add_task(taken),
+        *(store.add_task(t) for t in fresh[25:]),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[25], InvalidRequest)
+    assert [o for i, o in enumerate(outcomes) if i != 25] == [None] * 50
+    assert (await store.count_by_state())[TaskState.PENDING] == 51
+
+
+async def test_without_group_commit_each_submit_is_its_own_commit(
+    sql_backend: Any, make_task: MakeTask
+) -> None:
+    store = await sql_backend.open(group_commit=False)
+    tasks = [make_task() for _ in range(20)]
+    await asyncio.gather(*(store.add_task(t) for t in tasks))
+    assert store.group_commit_stats == (0, 0)
+    assert [t.id for t in await store.list_tasks()] == [t.id for t in tasks]
+
+
+# -- several writers on one database --------------------------------------------------------
+
+
+async def test_two_stores_racing_on_one_database_complete_each_task_once(
+    sql_backend: Any, make_task: MakeTask
+) -> None:
+    """Two coordinators (separate engines, so separate connections and locks) race to place
+    and complete the same tasks; the database alone must keep each completion unique."""
+    one = await sql_backend.open()
+    two = await sql_backend.open()
+    tasks = [make_task() for _ in range(40)]
+    await one.add_tasks(tasks)
+    wins: dict[str, list[str]] = {t.id: [] for t in tasks}
+
+    async def coordinator(store: SqlStore, name: str) -> None:
+        for t in tasks:
+            try:
+                placed = await store.place(t.id, name, 0, T0)
+                await store.complete(t.id, name, placed.attempt, name, T0)
+                wins[t.id].append(name)
+            except (StaleAttempt, IllegalTransition):
+                pass
+
+    await asyncio.gather(coordinator(one, "one"), coordinator(two, "two"))
+    for t in tasks:
+        assert len(wins[t.id]) == 1
+        final = await two.get_task(t.id)
+        assert final.state is TaskState.COMPLETED
+        assert final.result == wins[t.id][0] == final.assigned_device
+        assert [h.attempt for h in final.history] == [1]
+
+
+# -- open_store -----------------------------------------------------------------------------
+
+
+async def test_open_store_defaults_to_sqlite_in_the_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_task: MakeTask
+) -> None:
+    monkeypatch.setenv("FOGMESH_HOME", str(tmp_path / "home"))
+    assert load_settings().home == tmp_path / "home"
+    store = await open_store()
+    try:
+        await store.add_task(make_task())
+    finally:
+        await store.close()
+    path = tmp_path / "home" / DEFAULT_DB_NAME
+    assert path.is_file()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM tasks").fetchone() == (1,)
+
+    explicit = await open_store(None, tmp_path / "other")
+    await explicit.close()
+    assert (tmp_path / "other" / DEFAULT_DB_NAME).is_file()
+
+
+async def test_open_store_understands_paths_urls_and_memory(tmp_path: Path) -> None:
+    assert isinstance(await open_store("memory"), MemoryStore)
+    by_path = await open_store(tmp_path / "a.db")
+    by_url = await open_store(f"sqlite:///{tmp_path / 'b.db'}")
+    for store in (by_path, by_url):
+        assert isinstance(store, SqlStore)
+        await store.close()
+    assert (tmp_path / "a.db").is_file() and (tmp_path / "b.db").is_file()
+    with pytest.raises(ConfigError):
+        await open_store("mysql://root@localhost/x")
+    with pytest.raises(ConfigError):
+        await SqlStore.open(f"sqlite:///{tmp_path / 'c.db'}", schema="nope")
+
+
+def test_urls_get_the_async_drivers() -> None:
+    assert normalise_url("sqlite:///x.db").drivername == "sqlite+aiosqlite"
+    assert normalise_url("postgresql://u@h/db").drivername == "postgresql+asyncpg"
+    assert normalise_url("postgresql+asyncpg://u@h/db").drivername == "postgresql+asyncpg"
+    with pytest.raises(ConfigError):
+        normalise_url("not a url")

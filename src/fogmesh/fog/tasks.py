@@ -118,6 +118,7 @@ class TaskResources(msgspec.Struct, frozen=True, kw_only=True):
     memory_mb: int = 256
     requires_gpu: bool = False
     estimated_duration: float = 60.0  # seconds
+    input_mb: float = 0.0  # size of the input the device must fetch (scheduler: network cost)
 
 
 class TaskConstraints(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -191,6 +192,8 @@ def validate_task(task: Task) -> Task:
         raise InvalidRequest(
             "estimated_duration must be > 0 s and ≤ 7 days", field="estimated_duration"
         )
+    if not (0 <= r.input_mb <= 1 << 30):
+        raise InvalidRequest("input_mb must be ≥ 0 and ≤ 1 PiB", field="input_mb")
     if not 1 <= task.max_attempts <= 100:
         raise InvalidRequest("max_attempts must be 1–100", field="max_attempts")
     c = task.constraints

@@ -1,0 +1,389 @@
+"""What the scheduler sees: one ``NodeView`` per device and the ``ClusterSnapshot`` holding them.
+
+A ``NodeView`` is immutable and carries the device's own ``ResourceOptimization`` (computed by the
+caller once per heartbeat, not per placement) plus the work already leased to it. Everything a
+filter or scorer needs is precomputed at construction, so the hot path reads plain attributes.
+
+The snapshot keeps indexes (see ``index.py``) so a placement samples feasible devices instead of
+scanning them all. ``place()`` never changes a snapshot; the caller applies a plan with
+``apply()`` (or rebuilds nodes from the store) when it commits the plan.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any, Final
+
+from fogmesh.devices.model import (
+    DeviceCapabilities,
+    DeviceProfile,
+    DeviceType,
+    NetworkType,
+    ThermalLevel,
+)
+from fogmesh.errors import InvalidRequest
+from fogmesh.fog.scheduler.index import NodeIndex
+from fogmesh.fog.tasks import TaskPriority
+from fogmesh.mobile.policy import PowerMode, ResourceOptimization, ResourcePolicy, evaluate
+
+if TYPE_CHECKING:
+    from fogmesh.fog.scheduler.explain import Plan
+
+__all__ = [
+    "ClusterSnapshot",
+    "NodeView",
+    "PowerSource",
+    "RunningTask",
+    "estimate_speed",
+    "node_from_profile",
+]
+
+
+class PowerSource(IntEnum):
+    """Ordered by preference: mains beats a charging battery beats an unplugged one."""
+
+    BATTERY = 0
+    CHARGING = 1
+    MAINS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class RunningTask:
+    """A task holding a lease on a device (scheduled or running): what it reserves."""
+
+    task_id: str
+    priority: TaskPriority
+    cpu_cores: float
+    memory_mb: int
+    started_at: float = 0.0
+
+
+# Rough single-core speed relative to a 2 GHz laptop core when the clock is unknown.
+_TYPE_SPEED: Final = {
+    DeviceType.DESKTOP: 1.5,
+    DeviceType.LAPTOP: 1.2,
+    DeviceType.TABLET: 0.8,
+    DeviceType.SMARTPHONE: 0.7,
+    DeviceType.RASPBERRY_PI: 0.5,
+}
+_REFERENCE_MHZ: Final = 2000.0
+
+
+def estimate_speed(capabilities: DeviceCapabilities, device_type: DeviceType) -> float:
+    """Relative per-core speed (1.0 = a 2 GHz core); by device class when the clock is unknown."""
+    mhz = capabilities.cpu_freq_mhz
+    if mhz is not None and mhz > 0 and math.isfinite(mhz):
+        return mhz / _REFERENCE_MHZ
+    return _TYPE_SPEED[device_type]
+
+
+_NO_MODELS: Final[frozenset[str]] = frozenset()
+
+
+class NodeView:
+    """One device as the scheduler sees it. Build once per heartbeat; never mutate."""
+
+    __slots__ = (
+        "battery_percent",
+        "cpu_cap",
+        "cpu_cores",
+        "cpu_temp_c",
+        "cpu_used",
+        "deployed_models",
+        "device_id",
+        "device_type",
+        "has_gpu",
+        "mem_cap",
+        "mem_used",
+        "memory_mb",
+        "metered",
+        "n_running",
+        "network",
+        "network_type",
+        "optimization",
+        "power",
+        "power_mode",
+        "running",
+        "site",
+        "slot_cap",
+        "speed",
+        "thermal_level",
+    )
+
+    device_id: str
+    device_type: DeviceType
+    cpu_cores: float
+    memory_mb: int
+    has_gpu: bool
+    power: PowerSource
+    battery_percent: float | None
+    cpu_temp_c: float | None
+    thermal_level: ThermalLevel | None
+    network_type: NetworkType | None
+    metered: bool | None
+    site: str | None
+    network: str | None
+    speed: float
+    deployed_models: frozenset[str]
+    optimization: ResourceOptimization | None
+    running: tuple[RunningTask, ...]
+    # derived
+    power_mode: PowerMode
+    cpu_cap: float
+    mem_cap: int
+    slot_cap: int
+    cpu_used: float
+    mem_used: int
+    n_running: int
+
+    def __init__(
+        self,
+        device_id: str,
+        *,
+        device_type: DeviceType = DeviceType.DESKTOP,
+        cpu_cores: float = 1.0,
+        memory_mb: int = 1024,
+        has_gpu: bool = False,
+        power: PowerSource = PowerSource.MAINS,
+        battery_percent: float | None = None,
+        cpu_temp_c: float | None = None,
+        thermal_level: ThermalLevel | None = None,
+        network_type: NetworkType | None = None,
+        metered: bool | None = None,
+        site: str | None = None,
+        network: str | None = None,
+        speed: float = 1.0,
+        deployed_models: Iterable[str] = (),
+        optimization: ResourceOptimization | None = None,
+        running: Iterable[RunningTask] = (),
+    ) -> None:
+        if not device_id:
+            raise InvalidRequest("device_id must not be empty")
+        if not (cpu_cores > 0 and math.isfinite(cpu_cores)):
+            raise InvalidRequest(f"{device_id}: cpu_cores must be > 0", field="cpu_cores")
+        if memory_mb <= 0:
+            raise InvalidRequest(f"{device_id}: memory_mb must be > 0", field="memory_mb")
+        if not (speed >= 0 and math.isfinite(speed)):
+            raise InvalidRequest(f"{device_id}: speed must be ≥ 0", field="speed")
+        if battery_percent is not None and not 0 <= battery_percent <= 100:
+            raise InvalidRequest(f"{device_id}: battery_percent must be 0–100", field="battery")
+        cores = float(cpu_cores)
+        ram = int(memory_mb)
+        running_t = tuple(running)
+        models = frozenset(deployed_models)
+        if optimization is None:
+            mode = PowerMode.PERFORMANCE
+            cpu_cap, mem_cap, slot_cap = cores, ram, max(1, int(cores))
+        else:
+            mode = optimization.power_mode
+            share = min(max(optimization.cpu_limit_percent, 0.0), 100.0) / 100.0
+            cpu_cap = cores * share
+            limit = optimization.memory_limit_mb
+            # The policy's memory limit is read as the budget for all fog work on the device:
+            # the stricter reading, so a plan never sends what the runner would have to kill.
+            mem_cap = ram if limit is None else min(ram, limit)
+            slot_cap = max(0, optimization.max_concurrent_tasks)
+        _set = object.__setattr__
+        _set(self, "device_id", device_id)
+        _set(self, "device_type", DeviceType(device_type))
+        _set(self, "cpu_cores", cores)
+        _set(self, "memory_mb", ram)
+        _set(self, "has_gpu", bool(has_gpu))
+        _set(self, "power", PowerSource(power))
+        _set(self, "battery_percent", None if battery_percent is None else float(battery_percent))
+        _set(self, "cpu_temp_c", cpu_temp_c)
+        _set(self, "thermal_level", thermal_level)
+        _set(self, "network_type", network_type)
+        _set(self, "metered", metered)
+        _set(self, "site", site)
+        _set(self, "network", network)
+        _set(self, "speed", float(speed))
+        _set(self, "deployed_models", models if models else _NO_MODELS)
+        _set(self, "optimization", optimization)
+        _set(self, "running", running_t)
+        _set(self, "power_mode", mode)
+        _set(self, "cpu_cap", cpu_cap)
+        _set(self, "mem_cap", mem_cap)
+        _set(self, "slot_cap", slot_cap)
+        _set(self, "cpu_used", math.fsum(t.cpu_cores for t in running_t) if running_t else 0.0)
+        _set(self, "mem_used", sum(t.memory_mb for t in running_t))
+        _set(self, "n_running", len(running_t))
+
+    # The same object is shared by every index the node is in: it must stay a value.
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("NodeView is immutable; use replace()")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("NodeView is immutable; use replace()")
+
+    @property
+    def on_mains(self) -> bool:
+        return self.power is not PowerSource.BATTERY
+
+    @property
+    def is_metered(self) -> bool:
+        """Unknown metering counts as metered unless the link is wired or Wi-Fi."""
+        if self.metered is not None:
+            return self.metered
+        return self.network_type not in (NetworkType.ETHERNET, NetworkType.WIFI)
+
+    def replace(self, **changes: Any) -> NodeView:
+        values = {name: getattr(self, name) for name in _INIT_FIELDS}
+        values.update(changes)
+        return NodeView(**values)
+
+    def with_task(self, task: RunningTask) -> NodeView:
+        return self.replace(running=(*self.running, task))
+
+    def without_tasks(self, task_ids: Iterable[str]) -> NodeView:
+        drop = set(task_ids)
+        return self.replace(running=tuple(t for t in self.running if t.task_id not in drop))
+
+    def __repr__(self) -> str:
+        return (
+            f"NodeView({self.device_id!r}, {self.device_type.value}, {self.power.name.lower()}, "
+            f"cpu {self.cpu_used:g}/{self.cpu_cap:g}, mem {self.mem_used}/{self.mem_cap}, "
+            f"tasks {self.n_running}/{self.slot_cap})"
+        )
+
+
+_INIT_FIELDS: Final = (
+    "device_id",
+    "device_type",
+    "cpu_cores",
+    "memory_mb",
+    "has_gpu",
+    "power",
+    "battery_percent",
+    "cpu_temp_c",
+    "thermal_level",
+    "network_type",
+    "metered",
+    "site",
+    "network",
+    "speed",
+    "deployed_models",
+    "optimization",
+    "running",
+)
+
+
+def node_from_profile(
+    profile: DeviceProfile,
+    optimization: ResourceOptimization | None = None,
+    *,
+    policy: ResourcePolicy | None = None,
+    running: Iterable[RunningTask] = (),
+    deployed_models: Iterable[str] = (),
+    site: str | None = None,
+    network: str | None = None,
+    speed: float | None = None,
+) -> NodeView:
+    """Build a node from a device profile; computes the optimization with ``policy`` if not given.
+
+    Call it once per heartbeat and keep the node: ``evaluate`` is not on the placement path.
+    """
+    if optimization is None:
+        optimization = evaluate(profile, policy if policy is not None else ResourcePolicy())
+    caps = profile.capabilities
+    if caps.has_battery is False or (caps.has_battery is None and profile.battery_percent is None):
+        # No battery seen at all: a desktop or a Pi on a wall adapter.
+        power = PowerSource.MAINS
+    elif profile.charging:
+        power = PowerSource.CHARGING
+    else:
+        power = PowerSource.BATTERY
+    thermal = profile.platform_thermal.level if profile.platform_thermal is not None else None
+    return NodeView(
+        profile.device_id,
+        device_type=profile.device_type,
+        cpu_cores=float(caps.cpu_cores_logical or 1),
+        memory_mb=caps.ram_total_mb or 512,
+        has_gpu=bool(caps.has_gpu),
+        power=power,
+        battery_percent=profile.battery_percent,
+        cpu_temp_c=profile.cpu_temp_c,
+        thermal_level=thermal,
+        network_type=profile.network_type,
+        metered=profile.metered,
+        site=site,
+        network=network,
+        speed=speed if speed is not None else estimate_speed(caps, profile.device_type),
+        deployed_models=deployed_models,
+        optimization=optimization,
+        running=running,
+    )
+
+
+class ClusterSnapshot:
+    """The fleet at one moment, indexed for sampling.
+
+    ``place()`` reads it and never changes it. ``upsert``/``remove``/``apply``/``release`` update
+    it in O(1) per node (plus the node's deployed models), so a coordinator keeps one snapshot
+    alive and feeds it heartbeats instead of rebuilding 100,000 nodes per decision.
+    """
+
+    __slots__ = ("index",)
+
+    def __init__(self, nodes: Iterable[NodeView] = ()) -> None:
+        self.index = NodeIndex()
+        for node in nodes:
+            if node.device_id in self.index.nodes:
+                raise InvalidRequest(f"device {node.device_id} appears twice in the snapshot")
+            self.index.add(node)
+
+    def __len__(self) -> int:
+        return len(self.index.nodes)
+
+    def __iter__(self) -> Iterator[NodeView]:
+        return iter(self.index.nodes.values())
+
+    def __contains__(self, device_id: object) -> bool:
+        return device_id in self.index.nodes
+
+    def get(self, device_id: str) -> NodeView | None:
+        return self.index.nodes.get(device_id)
+
+    def upsert(self, node: NodeView) -> None:
+        old = self.index.nodes.get(node.device_id)
+        if old is not None:
+            self.index.remove(old)
+        self.index.add(node)
+
+    def remove(self, device_id: str) -> NodeView | None:
+        old = self.index.nodes.get(device_id)
+        if old is not None:
+            self.index.remove(old)
+        return old
+
+    def release(self, device_id: str, task_ids: Iterable[str]) -> None:
+        """Drop finished (or requeued) tasks' reservations from a device."""
+        node = self.index.nodes.get(device_id)
+        if node is not None:
+            self.upsert(node.without_tasks(task_ids))
+
+    def apply(self, plan: Plan, now: float) -> None:
+        """Commit a plan's reservations: drop preempted leases, add the placed ones."""
+        by_device: dict[str, list[str]] = {}
+        for p in plan.preempted:
+            by_device.setdefault(p.device_id, []).append(p.task_id)
+        for device_id, ids in by_device.items():
+            self.release(device_id, ids)
+        for placement in plan.placements:
+            node = self.index.nodes.get(placement.device_id)
+            if node is None:
+                continue
+            self.upsert(
+                node.with_task(
+                    RunningTask(
+                        placement.task_id,
+                        placement.priority,
+                        placement.cpu_cores,
+                        placement.memory_mb,
+                        now,
+                    )
+                )
+            )

@@ -9,6 +9,13 @@ from fogmesh.devices import (
     NetworkType,
 )
 from fogmesh.errors import ConfigError, FogmeshError
+from fogmesh.fog import (
+    CoordinatorConfig,
+    FogCoordinator,
+    TaskPriority,
+    TaskState,
+    TaskType,
+)
 from fogmesh.mobile import (
     ChunkingConfig,
     MobileResourceManager,
@@ -22,9 +29,11 @@ __all__ = [
     "ChunkingConfig",
     "Clock",
     "ConfigError",
+    "CoordinatorConfig",
     "DeviceCapabilities",
     "DeviceProfile",
     "DeviceType",
+    "FogCoordinator",
     "FogmeshError",
     "ManualClock",
     "MobileResourceManager",
@@ -32,6 +41,9 @@ __all__ = [
     "PowerMode",
     "ResourceOptimization",
     "ResourcePolicy",
+    "TaskPriority",
+    "TaskState",
+    "TaskType",
     "TransportPreference",
     "WallClock",
     "__version__",

@@ -1,0 +1,861 @@
+"""``FogCoordinator``: the seed's API over the durable store, the pure scheduler and clusters.
+
+The store is the truth; this object is an adapter around the pure cores:
+
+* ``submit_task`` validates, stores durably (group commit), then wakes the scheduling loop.
+* A scheduling round (every ``scheduling_interval`` seconds — 5 s, the seed's — and at once after
+  a submit or a device change) takes back expired leases, marks silent devices lost and requeues
+  their work, fails expired deadlines, asks ``fog.scheduler.place`` for a plan, applies its
+  preemptions and placements as compare-and-set transitions, and records every decision so
+  ``explain(task_id)`` can answer "why there / why not there".
+* Devices (or the agent link of a later issue) report ``started`` / ``result`` / ``failure`` /
+  ``refused`` with their lease's attempt number; a stale attempt is refused (fencing).
+
+Reads that the seed makes synchronous (``get_task_status``, ``get_system_status``) are answered
+from state this object keeps in step with every transition it makes; it is the only writer of its
+store (one coordinator per store until the scale-out issue).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import msgspec
+
+from fogmesh.clock import Clock, WallClock
+from fogmesh.devices.model import DeviceProfile, DeviceType
+from fogmesh.errors import (
+    FogmeshError,
+    InvalidRequest,
+    StaleAttempt,
+    TaskNotFound,
+)
+from fogmesh.fog.clusters import (
+    DEFAULT_CLUSTER_CONFIG,
+    ClusterConfig,
+    Clustering,
+    ClusterMember,
+    form,
+)
+from fogmesh.fog.lifecycle import LifecycleConfig, expired_leases, stale_before
+from fogmesh.fog.scheduler import (
+    DEFAULT_CONFIG,
+    ClusterSnapshot,
+    NodeView,
+    Plan,
+    RunningTask,
+    SchedulerConfig,
+    node_from_profile,
+    place,
+)
+from fogmesh.fog.scheduler.explain import Failure, Placement, Unplaced
+from fogmesh.fog.tasks import (
+    TERMINAL_STATES,
+    Payload,
+    Task,
+    TaskConstraints,
+    TaskIdFactory,
+    TaskPriority,
+    TaskResources,
+    TaskState,
+    TaskType,
+    validate_task,
+)
+from fogmesh.mobile.policy import ResourceOptimization, ResourcePolicy, evaluate
+from fogmesh.store import ClusterRecord, DeviceRecord, DeviceStatus, Store, open_store
+from fogmesh.store import Placement as StorePlacement
+
+__all__ = ["CoordinatorConfig", "FogCoordinator", "TaskDispatcher"]
+
+log = logging.getLogger(__name__)
+
+Decision = Placement | Unplaced | Failure
+TaskDispatcher = Callable[[Task], Any]
+"""Called with each newly leased task (sync or async); the agent link pushes it to the device."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CoordinatorConfig:
+    scheduling_interval: float = 5.0  # the seed's scheduling period
+    lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
+    scheduler: SchedulerConfig = DEFAULT_CONFIG
+    clusters: ClusterConfig = DEFAULT_CLUSTER_CONFIG
+    policy: ResourcePolicy = field(default_factory=ResourcePolicy)
+    pending_window: int = 2000  # pending tasks considered per round (half by priority, half by age)
+    decisions_kept: int = 100_000  # explanations kept in memory (newest)
+    finished_kept: int = 10_000  # finished tasks kept for get_task_status (newest)
+    rng_seed: int = 0
+
+
+@dataclass(slots=True)
+class _Device:
+    record: DeviceRecord
+    optimization: ResourceOptimization
+    labels: dict[str, str]
+
+
+class FogCoordinator:
+    """Places prioritised tasks on the fog's devices and keeps every accepted task safe.
+
+    ``FogCoordinator()`` with no arguments keeps its state in SQLite in the per-user data
+    directory (``FOGMESH_HOME`` overrides); pass ``store=`` (any ``Store``) or ``store_url=``.
+    It starts on first use; ``await close()`` (or ``async with``) stops it cleanly.
+    """
+
+    def __init__(
+        self,
+        store: Store | None = None,
+        config: CoordinatorConfig | None = None,
+        *,
+        clock: Clock | None = None,
+        store_url: str | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
+        dispatcher: TaskDispatcher | None = None,
+        run_loop: bool = True,
+    ) -> None:
+        self.config = config or CoordinatorConfig()
+        self.clock: Clock = clock or WallClock()
+        self._store = store
+        self._owns_store = store is None
+        self._store_url = store_url
+        self._data_dir = data_dir
+        self._dispatcher = dispatcher
+        self._run_loop = run_loop
+        self._ids = TaskIdFactory()
+        self._snapshot = ClusterSnapshot()
+        self._devices: dict[str, _Device] = {}
+        self._clustering = Clustering()
+        self._live: dict[str, Task] = {}  # every non-terminal task
+        self._finished: OrderedDict[str, Task] = OrderedDict()
+        self._counts: dict[TaskState, int] = dict.fromkeys(TaskState, 0)
+        self._decisions: OrderedDict[str, Decision] = OrderedDict()
+        self._waiters: dict[str, list[asyncio.Future[Task]]] = {}
+        self._stats = {"rounds": 0, "placements": 0, "preemptions": 0, "requeues": 0}
+        self._start_lock: asyncio.Lock | None = None
+        self._round_lock: asyncio.Lock | None = None
+        self._wake: asyncio.Event | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+        self._started = False
+        self._closed = False
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Open the store, load devices and unfinished tasks, start the scheduling loop."""
+        if self._closed:
+            raise InvalidRequest("this coordinator is closed")
+        if self._started:
+            return
+        if self._start_lock is None:
+            self._start_lock = asyncio.Lock()
+        async with self._start_lock:
+            if self._started:
+                return
+            if self._store is None:
+                self._store = await open_store(self._store_url, self._data_dir)
+            await self._load()
+            self._round_lock = asyncio.Lock()
+            self._wake = asyncio.Event()
+            if self._run_loop:
+                self._loop_task = asyncio.create_task(self._loop(), name="fogmesh-scheduler")
+            self._started = True
+
+    async def close(self) -> None:
+        """Stop the loop, let a round in progress finish, and close the store if we opened it."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        if self._round_lock is not None:
+            async with self._round_lock:
+                pass
+        for futures in self._waiters.values():
+            for fut in futures:
+                if not fut.done():
+                    fut.cancel()
+        if self._store is not None and self._owns_store:
+            await self._store.close()
+
+    async def __aenter__(self) -> FogCoordinator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise InvalidRequest("the coordinator has not started; await start() first")
+        return self._store
+
+    async def _ready(self) -> Store:
+        if not self._started:
+            await self.start()
+        if self._closed:
+            raise InvalidRequest("this coordinator is closed")
+        return self.store
+
+    async def _load(self) -> None:
+        store = self.store
+        counts = await store.count_by_state()
+        self._counts = {s: counts.get(s, 0) for s in TaskState}
+        for state in (TaskState.PENDING, TaskState.SCHEDULED, TaskState.RUNNING):
+            after: str | None = None
+            while True:
+                page = await store.list_tasks(state, limit=5000, after=after)
+                for t in page:
+                    self._live[t.id] = t
+                if len(page) < 5000:
+                    break
+                after = page[-1].id
+        for record in await store.list_devices():
+            self._adopt_device(record, record.labels)
+        records = await store.load_clusters()
+        if records:
+            self._clustering = Clustering(
+                clusters=tuple(
+                    _cluster_from_record(r) for r in sorted(records, key=lambda r: r.cluster_id)
+                ),
+                next_seq=_next_seq(records),
+            )
+
+    # -- tasks ------------------------------------------------------------------------------
+    async def submit_task(
+        self,
+        task_type: TaskType | str,
+        priority: TaskPriority | int | str = TaskPriority.NORMAL,
+        cpu_cores: float = 1.0,
+        memory_mb: int = 256,
+        estimated_duration: float = 60.0,
+        requires_gpu: bool = False,
+        *,
+        payload: Payload | Mapping[str, Any] | None = None,
+        deadline: float | None = None,
+        constraints: TaskConstraints | Mapping[str, Any] | None = None,
+        max_attempts: int = 3,
+    ) -> str:
+        """Accept a task; returns its id once it is durable. ``deadline`` is epoch seconds."""
+        store = await self._ready()
+        now = self.clock.time()
+        task = self._build_task(
+            now,
+            task_type=task_type,
+            priority=priority,
+            resources=(cpu_cores, memory_mb, estimated_duration, requires_gpu),
+            payload=payload,
+            deadline=deadline,
+            constraints=constraints,
+            max_attempts=max_attempts,
+        )
+        await store.add_task(task)
+        self._track(task, None)
+        self._kick()
+        return task.id
+
+    def _build_task(
+        self,
+        now: float,
+        *,
+        task_type: TaskType | str,
+        priority: TaskPriority | int | str,
+        resources: tuple[float, int, float, bool],
+        payload: Payload | Mapping[str, Any] | None,
+        deadline: float | None,
+        constraints: TaskConstraints | Mapping[str, Any] | None,
+        max_attempts: int,
+    ) -> Task:
+        cpu_cores, memory_mb, estimated_duration, requires_gpu = resources
+        try:
+            kind = TaskType(task_type)
+        except ValueError:
+            known = ", ".join(t.value for t in TaskType)
+            raise InvalidRequest(
+                f"unknown task type {task_type!r}; known: {known}", field="task_type"
+            ) from None
+        prio = _priority(priority)
+        if deadline is not None:
+            if isinstance(deadline, bool) or not isinstance(deadline, int | float):
+                raise InvalidRequest("deadline must be epoch seconds", field="deadline")
+            if deadline <= now:
+                raise InvalidRequest("deadline has already passed", field="deadline")
+        try:
+            res = msgspec.convert(
+                {
+                    "cpu_cores": cpu_cores,
+                    "memory_mb": memory_mb,
+                    "estimated_duration": estimated_duration,
+                    "requires_gpu": requires_gpu,
+                },
+                TaskResources,
+                strict=False,
+            )
+            cons = (
+                constraints
+                if isinstance(constraints, TaskConstraints)
+                else msgspec.convert(constraints or {}, TaskConstraints, strict=False)
+            )
+            body = (
+                payload
+                if payload is None or isinstance(payload, msgspec.Struct)
+                else msgspec.convert(payload, Payload, strict=False)
+            )
+        except msgspec.ValidationError as exc:
+            raise InvalidRequest(f"invalid task: {exc}") from exc
+        if not isinstance(max_attempts, int) or isinstance(max_attempts, bool):
+            raise InvalidRequest("max_attempts must be an integer", field="max_attempts")
+        return validate_task(
+            Task(
+                id=self._ids.new(now),
+                type=kind,
+                priority=prio,
+                resources=res,
+                constraints=cons,
+                payload=body,
+                deadline=None if deadline is None else float(deadline),
+                max_attempts=max_attempts,
+                created_at=now,
+            )
+        )
+
+    def get_task_status(self, task_id: str) -> dict[str, Any]:
+        """The task's state as a plain dict (``state``, ``attempt``, ``device``, ``result`` …).
+
+        Known tasks are every unfinished one and the newest finished ones; for older finished
+        tasks use ``await get_task(task_id)``.
+        """
+        task = self._live.get(task_id) or self._finished.get(task_id)
+        if task is None:
+            raise TaskNotFound(f"unknown task {task_id!r}", task_id=task_id)
+        return _status(task)
+
+    async def get_task(self, task_id: str) -> Task:
+        """The task as stored, with its attempt history."""
+        store = await self._ready()
+        return await store.get_task(task_id)
+
+    async def cancel_task(self, task_id: str, reason: str = "cancelled by request") -> Task:
+        store = await self._ready()
+        before = self._live.get(task_id)
+        task = await store.cancel(task_id, self.clock.time(), reason)
+        if before is not None and before.assigned_device is not None:
+            self._release(task_id, before.assigned_device)
+        self._track(task, before)
+        self._kick()
+        return task
+
+    async def wait_for(self, task_id: str, timeout: float | None = None) -> Task:  # noqa: ASYNC109 - the seed's API
+        """Wait until the task is completed, failed or cancelled; ``TimeoutError`` otherwise."""
+        store = await self._ready()
+        known = self._live.get(task_id) or self._finished.get(task_id)
+        if known is None:
+            known = await store.get_task(task_id)
+        if known.is_terminal:
+            return known
+        fut: asyncio.Future[Task] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(task_id, []).append(fut)
+        try:
+            async with asyncio.timeout(timeout):
+                return await fut
+        finally:
+            futures = self._waiters.get(task_id)
+            if futures is not None:
+                with contextlib.suppress(ValueError):
+                    futures.remove(fut)
+                if not futures:
+                    del self._waiters[task_id]
+
+    def explain(self, task_id: str) -> dict[str, Any]:
+        """Why the task is where it is: its state and attempts, and the latest decision with the
+        chosen device's score breakdown or, if unplaced, the count of devices per reason."""
+        task = self._live.get(task_id) or self._finished.get(task_id)
+        if task is None:
+            raise TaskNotFound(f"unknown task {task_id!r}", task_id=task_id)
+        out = _status(task)
+        out["history"] = [msgspec.to_builtins(h) for h in task.history]
+        decision = self._decisions.get(task_id)
+        out["decision"] = _decision_dict(decision)
+        out["text"] = (
+            decision.explain()
+            if isinstance(decision, Placement | Unplaced)
+            else decision.text
+            if isinstance(decision, Failure)
+            else f"task {task_id} has not been considered by the scheduler yet"
+        )
+        return out
+
+    # -- devices ----------------------------------------------------------------------------
+    async def register_node(
+        self, profile: DeviceProfile, *, labels: Mapping[str, str] | None = None
+    ) -> DeviceRecord:
+        """Add a device (or take back one that was lost or offline) with its live profile."""
+        store = await self._ready()
+        record = await store.upsert_device(profile, self.clock.time(), labels=labels)
+        await self._requeue_device_leases(record.device_id, "lost", "device re-registered")
+        self._adopt_device(record, record.labels)
+        await self._recluster()
+        self._kick()
+        return record
+
+    async def update_node_state(self, device_id: str, profile: DeviceProfile) -> DeviceRecord:
+        """A heartbeat with the device's live profile; a lost device comes back ready."""
+        store = await self._ready()
+        if profile.device_id != device_id:
+            raise InvalidRequest(
+                f"profile is for {profile.device_id!r}, not {device_id!r}", field="device_id"
+            )
+        before = self._devices.get(device_id)
+        record = await store.heartbeat(device_id, self.clock.time(), profile)
+        self._adopt_device(record, record.labels)
+        if before is None or before.record.status is not DeviceStatus.READY:
+            await self._recluster()
+        self._kick()
+        return record
+
+    async def remove_node(self, device_id: str) -> None:
+        """Forget a device; its leased tasks go back to the queue."""
+        store = await self._ready()
+        await store.get_device(device_id)
+        await self._requeue_device_leases(device_id, "removed", "device removed")
+        await store.remove_device(device_id)
+        self._devices.pop(device_id, None)
+        self._snapshot.remove(device_id)
+        await self._recluster()
+        self._kick()
+
+    async def set_draining(self, device_id: str, draining: bool = True) -> DeviceRecord:
+        store = await self._ready()
+        status = DeviceStatus.DRAINING if draining else DeviceStatus.READY
+        record = await store.set_device_status(device_id, status)
+        self._adopt_device(record, record.labels)
+        self._kick()
+        return record
+
+    def _adopt_device(self, record: DeviceRecord, labels: Mapping[str, str]) -> None:
+        profile = record.device_profile()
+        prev = self._devices.get(record.device_id)
+        optimization = evaluate(
+            profile, self.config.policy, prev.optimization if prev is not None else None
+        )
+        self._devices[record.device_id] = _Device(record, optimization, dict(labels))
+        if record.status is not DeviceStatus.READY:
+            # Lost, offline and draining devices take no new work; their leases stay counted
+            # through the tasks themselves.
+            self._snapshot.remove(record.device_id)
+            return
+        running = [
+            RunningTask(
+                t.id,
+                t.priority,
+                t.resources.cpu_cores,
+                t.resources.memory_mb,
+                t.started_at or t.scheduled_at or 0.0,
+            )
+            for t in self._live.values()
+            if t.assigned_device == record.device_id and t.state in _LEASED
+        ]
+        self._snapshot.upsert(
+            node_from_profile(
+                profile,
+                optimization,
+                running=running,
+                deployed_models=record.models,
+                site=labels.get("site"),
+                network=labels.get("network"),
+            )
+        )
+
+    def nodes(self) -> list[NodeView]:
+        """The ready devices as the scheduler sees them."""
+        return sorted(self._snapshot, key=lambda n: n.device_id)
+
+    @property
+    def clustering(self) -> Clustering:
+        return self._clustering
+
+    # -- reports from devices (fenced by attempt) ------------------------------------------
+    async def report_started(self, task_id: str, device_id: str, attempt: int) -> Task:
+        store = await self._ready()
+        task = await store.mark_running(task_id, device_id, attempt, self.clock.time())
+        self._track(task, self._live.get(task_id))
+        return task
+
+    async def report_result(self, task_id: str, device_id: str, attempt: int, result: Any) -> Task:
+        store = await self._ready()
+        task = await store.complete(task_id, device_id, attempt, result, self.clock.time())
+        self._release(task_id, device_id)
+        self._track(task, self._live.get(task_id))
+        self._kick()
+        return task
+
+    async def report_failure(
+        self,
+        task_id: str,
+        device_id: str,
+        attempt: int,
+        error: Mapping[str, Any],
+        *,
+        retry: bool = True,
+    ) -> Task:
+        """The task failed on the device: retried elsewhere (``retry``) or failed for good."""
+        store = await self._ready()
+        now = self.clock.time()
+        self._check_lease(task_id, device_id, attempt)
+        if retry:
+            task = await store.requeue(
+                task_id, attempt, "failed", str(error.get("reason", error.get("code"))), now
+            )
+        else:
+            task = await store.fail(task_id, device_id, attempt, error, now)
+        self._release(task_id, device_id)
+        self._track(task, self._live.get(task_id))
+        self._kick()
+        return task
+
+    async def report_refused(self, task_id: str, device_id: str, attempt: int, reason: str) -> Task:
+        """The device's own policy forbids the task now; it goes back to the queue."""
+        store = await self._ready()
+        self._check_lease(task_id, device_id, attempt)
+        task = await store.requeue(task_id, attempt, "refused", reason, self.clock.time())
+        self._release(task_id, device_id)
+        self._track(task, self._live.get(task_id))
+        self._kick()
+        return task
+
+    def _check_lease(self, task_id: str, device_id: str, attempt: int) -> None:
+        task = self._live.get(task_id)
+        if task is None:
+            if task_id in self._finished:
+                raise StaleAttempt(f"task {task_id} is already finished", task_id=task_id)
+            return  # unknown here: let the store answer
+        if task.assigned_device != device_id or task.attempt != attempt:
+            raise StaleAttempt(
+                f"task {task_id}: attempt {attempt} on {device_id} is not the current lease",
+                task_id=task_id,
+            )
+
+    def assignments(self, device_id: str) -> list[Task]:
+        """Tasks currently leased to a device (for agents that pull)."""
+        return sorted(
+            (
+                t
+                for t in self._live.values()
+                if t.assigned_device == device_id and t.state in _LEASED
+            ),
+            key=lambda t: t.id,
+        )
+
+    # -- status -----------------------------------------------------------------------------
+    def get_system_status(self) -> dict[str, Any]:
+        """Counts by state, devices by status and power mode, utilisation, clusters."""
+        by_status: dict[str, int] = dict.fromkeys((s.value for s in DeviceStatus), 0)
+        by_mode: dict[str, int] = {}
+        by_type: dict[str, int] = dict.fromkeys((t.value for t in DeviceType), 0)
+        for d in self._devices.values():
+            by_status[d.record.status.value] += 1
+            by_type[d.record.device_type.value] += 1
+            if d.record.status is DeviceStatus.READY:
+                mode = d.optimization.power_mode.value
+                by_mode[mode] = by_mode.get(mode, 0) + 1
+        cpu_cap = sum(n.cpu_cap for n in self._snapshot)
+        cpu_used = sum(min(n.cpu_used, n.cpu_cap) for n in self._snapshot)
+        mem_cap = sum(n.mem_cap for n in self._snapshot)
+        mem_used = sum(min(n.mem_used, n.mem_cap) for n in self._snapshot)
+        queue: dict[str, int] = {}
+        for t in self._live.values():
+            if t.state is TaskState.PENDING:
+                queue[t.priority.name.lower()] = queue.get(t.priority.name.lower(), 0) + 1
+        return {
+            "tasks": {s.value: self._counts[s] for s in TaskState},
+            "queue_by_priority": queue,
+            "devices": {
+                "total": len(self._devices),
+                "by_status": by_status,
+                "by_type": by_type,
+                "ready_by_power_mode": by_mode,
+            },
+            "utilisation": {
+                "cpu": cpu_used / cpu_cap if cpu_cap else 0.0,
+                "memory": mem_used / mem_cap if mem_cap else 0.0,
+                "cpu_cores_reserved": cpu_used,
+                "cpu_cores_available": cpu_cap,
+            },
+            "clusters": [
+                {
+                    "id": c.id,
+                    "site": c.site,
+                    "members": list(c.members),
+                    "head": c.head,
+                    "term": c.term,
+                }
+                for c in self._clustering.clusters
+            ],
+            "scheduler": dict(self._stats),
+        }
+
+    # -- the scheduling round ----------------------------------------------------------------
+    def _kick(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _loop(self) -> None:
+        assert self._wake is not None
+        while True:
+            # asyncio.timeout, not wait_for: 3.11's wait_for runs the wait in an inner task that
+            # asyncio.run's shutdown can strand, hanging the program at exit.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.scheduling_interval):
+                    await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.schedule_once()
+            except asyncio.CancelledError:
+                raise
+            except FogmeshError as exc:
+                log.warning("scheduling round failed: %s", exc.reason)
+            except Exception:  # a bug must not stop the fog; it is logged with its traceback
+                log.exception("scheduling round crashed")
+
+    async def schedule_once(self) -> Plan:
+        """One scheduling round (the loop calls this; tests may call it directly)."""
+        store = await self._ready()
+        assert self._round_lock is not None
+        async with self._round_lock:
+            now = self.clock.time()
+            self._stats["rounds"] += 1
+            await self._mark_lost(now)
+            await self._expire_leases(now)
+            for task_id in await store.fail_expired(now):
+                self._track(await store.get_task(task_id), self._live.get(task_id))
+            pending = await self._pending()
+            if not pending:
+                return Plan()
+            plan = place(
+                self._snapshot,
+                pending,
+                now,
+                config=self.config.scheduler,
+                rng_seed=self.config.rng_seed + self._stats["rounds"],
+            )
+            await self._apply(plan, now)
+            return plan
+
+    async def _pending(self) -> list[Task]:
+        store = self.store
+        half = max(1, self.config.pending_window // 2)
+        # Half by priority, half by age: the aging rule needs to see the oldest work too.
+        by_priority = await store.pending_tasks(half, order="priority")
+        by_age = await store.pending_tasks(half, order="age")
+        seen: dict[str, Task] = {t.id: t for t in by_priority}
+        for t in by_age:
+            seen.setdefault(t.id, t)
+        return list(seen.values())
+
+    async def _apply(self, plan: Plan, now: float) -> None:
+        store = self.store
+        for p in plan.preempted:
+            current = self._live.get(p.task_id)
+            if current is None or current.state not in _LEASED:
+                continue
+            try:
+                task = await store.requeue(p.task_id, current.attempt, "preempted", p.reason, now)
+            except FogmeshError as exc:
+                log.info("preemption of %s skipped: %s", p.task_id, exc.reason)
+                continue
+            self._stats["preemptions"] += 1
+            self._release(p.task_id, p.device_id)
+            self._track(task, current)
+        for unplaced in plan.unplaced:
+            self._remember(unplaced)
+        for failure in plan.failed:
+            self._remember(failure)
+        if not plan.placements:
+            return
+        expected = {t.id: t.attempt for t in self._live.values()}
+        rows = [
+            StorePlacement(p.task_id, p.device_id, expected.get(p.task_id, 0))
+            for p in plan.placements
+        ]
+        outcomes = await store.place_many(rows, now)
+        placed: list[Placement] = []
+        for decision, outcome in zip(plan.placements, outcomes, strict=True):
+            if isinstance(outcome, FogmeshError):
+                log.info("placement of %s skipped: %s", decision.task_id, outcome.reason)
+                continue
+            placed.append(decision)
+            self._remember(decision)
+            self._track(outcome, self._live.get(outcome.id))
+            self._stats["placements"] += 1
+        self._snapshot.apply(replace(plan, placements=tuple(placed), preempted=()), now)
+        if self._dispatcher is not None:
+            for decision in placed:
+                leased = self._live.get(decision.task_id)
+                if leased is None:
+                    continue
+                try:
+                    maybe = self._dispatcher(leased)
+                    if asyncio.iscoroutine(maybe):
+                        await maybe
+                except Exception:  # the lease times out and is retried; keep scheduling
+                    log.exception("dispatch of %s failed", leased.id)
+
+    async def _expire_leases(self, now: float) -> None:
+        leased = [t for t in self._live.values() if t.state in _LEASED]
+        for expiry in expired_leases(leased, now, self.config.lifecycle):
+            try:
+                task = await self.store.requeue(
+                    expiry.task_id, expiry.attempt, expiry.outcome, expiry.reason, now
+                )
+            except FogmeshError:
+                continue  # a report raced us; the store decided
+            if expiry.device_id is not None:
+                self._release(expiry.task_id, expiry.device_id)
+            self._track(task, self._live.get(expiry.task_id))
+
+    async def _mark_lost(self, now: float) -> None:
+        lost = await self.store.mark_lost(stale_before(now, self.config.lifecycle))
+        if not lost:
+            return
+        for device_id in lost:
+            log.warning("device %s missed its heartbeats: lost", device_id)
+            await self._requeue_device_leases(device_id, "lost", "device missed its heartbeats")
+            record = await self.store.get_device(device_id)
+            self._adopt_device(record, record.labels)
+        await self._recluster()
+
+    async def _requeue_device_leases(self, device_id: str, outcome: str, reason: str) -> None:
+        now = self.clock.time()
+        for task in await self.store.leased_tasks(device_id):
+            try:
+                requeued = await self.store.requeue(task.id, task.attempt, outcome, reason, now)
+            except FogmeshError:
+                continue
+            self._stats["requeues"] += 1
+            self._release(task.id, device_id)
+            self._track(requeued, self._live.get(task.id) or task)
+
+    def _release(self, task_id: str, device_id: str) -> None:
+        self._snapshot.release(device_id, (task_id,))
+
+    # -- clusters ---------------------------------------------------------------------------
+    async def _recluster(self) -> None:
+        ready = {
+            d.record.device_id: d
+            for d in self._devices.values()
+            if d.record.status in (DeviceStatus.READY, DeviceStatus.DRAINING)
+        }
+        members: dict[str, ClusterMember] = {}
+        for device_id, d in ready.items():
+            node = self._snapshot.get(device_id)
+            if node is not None:
+                member = ClusterMember.from_node(
+                    node, uptime_s=max(0.0, self.clock.time() - d.record.registered_at)
+                )
+            else:
+                member = ClusterMember(device_id, site=d.labels.get("site"))
+            members[device_id] = member
+        clustering = form(members.values(), self.config.clusters, self._clustering)
+        if clustering.clusters == self._clustering.clusters:
+            return
+        await self.store.save_clusters(
+            [
+                ClusterRecord(cluster_id=c.id, members=c.members, head=c.head, term=c.term)
+                for c in clustering.clusters
+            ],
+            self.clock.time(),
+        )
+        self._clustering = clustering
+
+    # -- bookkeeping ------------------------------------------------------------------------
+    def _track(self, task: Task, before: Task | None) -> None:
+        """Keep counts, the live set and waiters in step with a transition we made."""
+        if before is not None and before.state is not task.state:
+            self._counts[before.state] -= 1
+            self._counts[task.state] += 1
+        elif before is None and task.id not in self._live and task.id not in self._finished:
+            self._counts[task.state] += 1
+        if task.state in TERMINAL_STATES:
+            self._live.pop(task.id, None)
+            self._finished[task.id] = task
+            self._finished.move_to_end(task.id)
+            while len(self._finished) > self.config.finished_kept:
+                self._finished.popitem(last=False)
+            for fut in self._waiters.pop(task.id, []):
+                if not fut.done():
+                    fut.set_result(task)
+        else:
+            self._live[task.id] = task
+
+    def _remember(self, decision: Decision) -> None:
+        self._decisions[decision.task_id] = decision
+        self._decisions.move_to_end(decision.task_id)
+        while len(self._decisions) > self.config.decisions_kept:
+            self._decisions.popitem(last=False)
+
+
+_LEASED = frozenset({TaskState.SCHEDULED, TaskState.RUNNING})
+
+
+def _priority(value: TaskPriority | int | str) -> TaskPriority:
+    try:
+        if isinstance(value, str):
+            return TaskPriority[value.upper()]
+        if isinstance(value, bool):
+            raise ValueError
+        return TaskPriority(value)
+    except (KeyError, ValueError):
+        known = ", ".join(f"{p.name.lower()} ({p.value})" for p in TaskPriority)
+        raise InvalidRequest(
+            f"unknown priority {value!r}; known: {known}", field="priority"
+        ) from None
+
+
+def _status(task: Task) -> dict[str, Any]:
+    return {
+        "task_id": task.id,
+        "type": task.type.value,
+        "priority": task.priority.name.lower(),
+        "state": task.state.value,
+        "attempt": task.attempt,
+        "device": task.assigned_device,
+        "created_at": task.created_at,
+        "scheduled_at": task.scheduled_at,
+        "started_at": task.started_at,
+        "finished_at": task.finished_at,
+        "result": task.result,
+        "error": task.error,
+    }
+
+
+def _decision_dict(decision: Decision | None) -> dict[str, Any] | None:
+    if decision is None:
+        return None
+    kind = {Placement: "placed", Unplaced: "unplaced", Failure: "failed"}[type(decision)]
+    value = msgspec.to_builtins(decision, builtin_types=())
+    return {"kind": kind, **value}
+
+
+def _cluster_from_record(r: ClusterRecord) -> Any:
+    from fogmesh.fog.clusters import Cluster
+
+    return Cluster(
+        id=r.cluster_id, site=None, members=tuple(sorted(r.members)), head=r.head, term=r.term
+    )
+
+
+def _next_seq(records: Sequence[ClusterRecord]) -> int:
+    best = 0
+    for r in records:
+        digits = "".join(ch for ch in r.cluster_id if ch.isdigit())
+        if digits:
+            best = max(best, int(digits))
+    return best + 1

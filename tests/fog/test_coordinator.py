@@ -398,3 +398,14 @@ async def test_the_loop_schedules_right_after_a_submit() -> None:
         while fog.get_task_status(task_id)["state"] != "scheduled":
             assert time.monotonic() < deadline, "not scheduled within 2 s of submit"
             await asyncio.sleep(0.005)
+
+
+async def test_a_device_holding_the_model_is_preferred(fog: FogCoordinator) -> None:
+    await fog.register_node(desktop("plain"))
+    await fog.register_node(desktop("holder"))
+    await fog.add_deployed_model("holder", "tutor_v1")
+    task_id = await submit(fog, payload={"type": "model", "model_id": "tutor_v1", "input": [1.0]})
+    await fog.schedule_once()
+    assert fog.get_task_status(task_id)["device"] == "holder"
+    record = await fog.remove_deployed_model("holder", "tutor_v1")
+    assert record.models == ()

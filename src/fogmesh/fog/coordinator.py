@@ -440,6 +440,30 @@ class FogCoordinator:
         self._kick()
         return record
 
+    async def add_deployed_model(self, device_id: str, model_id: str) -> DeviceRecord:
+        """Note that a device now holds a model: the scheduler prefers it for that model's work."""
+        store = await self._ready()
+        await store.add_model(device_id, model_id, self.clock.time())
+        record = await store.get_device(device_id)
+        self._adopt_device(record, record.labels)
+        self._kick()
+        return record
+
+    async def remove_deployed_model(self, device_id: str, model_id: str) -> DeviceRecord:
+        store = await self._ready()
+        await store.remove_model(device_id, model_id)
+        record = await store.get_device(device_id)
+        self._adopt_device(record, record.labels)
+        return record
+
+    async def get_device(self, device_id: str) -> DeviceRecord:
+        store = await self._ready()
+        return await store.get_device(device_id)
+
+    async def list_devices(self) -> list[DeviceRecord]:
+        store = await self._ready()
+        return await store.list_devices()
+
     def _adopt_device(self, record: DeviceRecord, labels: Mapping[str, str]) -> None:
         profile = record.device_profile()
         prev = self._devices.get(record.device_id)

@@ -16,7 +16,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from fogmesh.errors import IntegrityError, KeyFileError
-from fogmesh.security.keyfile import read_key_file, write_key_file
+from fogmesh.security.keyfile import load_or_create_key_file, read_key_file, write_key_file
 
 __all__ = [
     "DeviceIdentity",
@@ -97,13 +97,9 @@ class DeviceIdentity:
     @classmethod
     def load_or_create(cls, path: Path) -> DeviceIdentity:
         """Load the identity at ``path``, creating it (0600) on first use."""
-        try:
-            return cls.from_private_bytes(read_key_file(path, _KEY_KIND))
-        except FileNotFoundError:
-            pass
-        write_key_file(path, _KEY_KIND, cls.generate().private_bytes())
-        # Re-read rather than trust our copy: if another process won the race, use its key.
-        return cls.load(path)
+        return cls.from_private_bytes(
+            load_or_create_key_file(path, _KEY_KIND, lambda: cls.generate().private_bytes())
+        )
 
     def save(self, path: Path, *, replace: bool = False) -> None:
         if not write_key_file(path, _KEY_KIND, self.private_bytes(), replace=replace):

@@ -13,11 +13,12 @@ import contextlib
 import hashlib
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from fogmesh.errors import KeyFileError
 
-__all__ = ["read_key_file", "write_key_file"]
+__all__ = ["load_or_create_key_file", "read_key_file", "write_key_file"]
 
 _MAGIC = "fogmesh-key/1"
 _MAX_FILE = 4096
@@ -130,3 +131,20 @@ def write_key_file(path: Path, kind: str, secret: bytes, *, replace: bool = Fals
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def load_or_create_key_file(path: Path, kind: str, generate: Callable[[], bytes]) -> bytes:
+    """The secret in ``path``, written 0600 from ``generate()`` on first use.
+
+    If another process creates the file between our read and our write, its key wins: we read
+    the file back rather than trust our own copy.
+    """
+    try:
+        return read_key_file(path, kind)
+    except FileNotFoundError:
+        pass
+    write_key_file(path, kind, generate())
+    try:
+        return read_key_file(path, kind)
+    except FileNotFoundError:
+        raise KeyFileError(f"{path}: key file vanished right after it was written") from None

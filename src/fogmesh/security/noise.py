@@ -39,7 +39,7 @@ from noise.backends.default.keypairs import KeyPair25519
 from noise.connection import Keypair, NoiseConnection
 
 from fogmesh.errors import FrameError, HandshakeError, KeyFileError
-from fogmesh.security.keyfile import read_key_file, write_key_file
+from fogmesh.security.keyfile import load_or_create_key_file, read_key_file, write_key_file
 
 __all__ = [
     "NoiseInitiator",
@@ -103,12 +103,9 @@ class NoiseKeypair:
     @classmethod
     def load_or_create(cls, path: Path) -> NoiseKeypair:
         """Load the key at ``path``, creating it (0600) on first use."""
-        try:
-            return cls.from_private_bytes(read_key_file(path, _KEY_KIND))
-        except FileNotFoundError:
-            pass
-        write_key_file(path, _KEY_KIND, cls.generate().private_bytes())
-        return cls.load(path)
+        return cls.from_private_bytes(
+            load_or_create_key_file(path, _KEY_KIND, lambda: cls.generate().private_bytes())
+        )
 
     def save(self, path: Path, *, replace: bool = False) -> None:
         if not write_key_file(path, _KEY_KIND, self.private_bytes(), replace=replace):

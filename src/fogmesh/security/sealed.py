@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from fogmesh.errors import IntegrityError, KeyFileError
-from fogmesh.security.keyfile import read_key_file, write_key_file
+from fogmesh.security.keyfile import load_or_create_key_file, read_key_file
 
 __all__ = ["MasterKey", "Sealer"]
 
@@ -100,12 +100,7 @@ class MasterKey:
     @classmethod
     def load_or_create(cls, path: Path) -> MasterKey:
         """Load the master key at ``path``, creating it (0600) on first use."""
-        try:
-            return cls(read_key_file(path, _KEY_KIND))
-        except FileNotFoundError:
-            pass
-        write_key_file(path, _KEY_KIND, os.urandom(32))
-        return cls.load(path)
+        return cls(load_or_create_key_file(path, _KEY_KIND, lambda: os.urandom(32)))
 
     def derive(self, kind: str, record_id: str) -> bytes:
         """The per-object AES-256 key for one record."""

@@ -85,8 +85,10 @@ def _side_by_side(rows: list[tuple[str, DeviceProfile, ResourceOptimization]]) -
 def demo(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object for scripts"),
 ) -> None:
-    """Show this machine's detected capabilities and live optimisation, and the decisions for
-    emulated phones, tablets, laptops, desktops and a Raspberry Pi side by side.
+    """Show this machine and ten emulated devices, and what each may do right now.
+
+    This machine's detected capabilities and live decision come first, then emulated phones,
+    tablets, laptops, desktops and a Raspberry Pi side by side.
 
     Example: fogmesh demo --json
     """

@@ -337,6 +337,7 @@ async def test_fifty_devices_form_clusters_near_five_with_one_head_each(
 ) -> None:
     for i in range(50):
         await fog.register_node(desktop(f"d{i:02d}"), labels={"site": "home"})
+        await fog.schedule_once()
         sizes = [len(c.members) for c in fog.clustering.clusters]
         assert sum(sizes) == i + 1
         if i + 1 >= 2:

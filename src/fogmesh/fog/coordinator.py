@@ -4,10 +4,11 @@ The store is the truth; this object is an adapter around the pure cores:
 
 * ``submit_task`` validates, stores durably (group commit), then wakes the scheduling loop.
 * A scheduling round (every ``scheduling_interval`` seconds — 5 s, the seed's — and at once after
-  a submit or a device change) takes back expired leases, marks silent devices lost and requeues
-  their work, fails expired deadlines, asks ``fog.scheduler.place`` for a plan, applies its
-  preemptions and placements as compare-and-set transitions, and records every decision so
-  ``explain(task_id)`` can answer "why there / why not there".
+  a submit or a device change) marks silent devices lost and requeues their work, takes back
+  expired leases, re-forms clusters if membership changed, fails expired deadlines, asks
+  ``fog.scheduler.place`` for a plan, applies its preemptions and placements as compare-and-set
+  transitions, and records every decision so ``explain(task_id)`` can answer "why there / why
+  not there".
 * Devices (or the agent link of a later issue) report ``started`` / ``result`` / ``failure`` /
   ``refused`` with their lease's attempt number; a stale attempt is refused (fencing).
 
@@ -132,6 +133,7 @@ class FogCoordinator:
         self._snapshot = ClusterSnapshot()
         self._devices: dict[str, _Device] = {}
         self._clustering = Clustering()
+        self._clusters_dirty = False
         self._live: dict[str, Task] = {}  # every non-terminal task
         self._finished: OrderedDict[str, Task] = OrderedDict()
         self._counts: dict[TaskState, int] = dict.fromkeys(TaskState, 0)
@@ -399,10 +401,13 @@ class FogCoordinator:
     ) -> DeviceRecord:
         """Add a device (or take back one that was lost or offline) with its live profile."""
         store = await self._ready()
+        known = profile.device_id in self._devices
         record = await store.upsert_device(profile, self.clock.time(), labels=labels)
-        await self._requeue_device_leases(record.device_id, "lost", "device re-registered")
+        if known:
+            # A device that registers again has restarted: whatever it held is gone.
+            await self._requeue_device_leases(record.device_id, "lost", "device re-registered")
         self._adopt_device(record, record.labels)
-        await self._recluster()
+        self._clusters_dirty = True
         self._kick()
         return record
 
@@ -417,7 +422,7 @@ class FogCoordinator:
         record = await store.heartbeat(device_id, self.clock.time(), profile)
         self._adopt_device(record, record.labels)
         if before is None or before.record.status is not DeviceStatus.READY:
-            await self._recluster()
+            self._clusters_dirty = True
         self._kick()
         return record
 
@@ -429,7 +434,7 @@ class FogCoordinator:
         await store.remove_device(device_id)
         self._devices.pop(device_id, None)
         self._snapshot.remove(device_id)
-        await self._recluster()
+        self._clusters_dirty = True
         self._kick()
 
     async def set_draining(self, device_id: str, draining: bool = True) -> DeviceRecord:
@@ -658,6 +663,10 @@ class FogCoordinator:
             self._stats["rounds"] += 1
             await self._mark_lost(now)
             await self._expire_leases(now)
+            if self._clusters_dirty:
+                # Membership changes are folded into the next round rather than paid for on
+                # every registration: re-forming clusters costs O(devices).
+                await self._recluster()
             for task_id in await store.fail_expired(now):
                 self._track(await store.get_task(task_id), self._live.get(task_id))
             pending = await self._pending()
@@ -754,7 +763,7 @@ class FogCoordinator:
             await self._requeue_device_leases(device_id, "lost", "device missed its heartbeats")
             record = await self.store.get_device(device_id)
             self._adopt_device(record, record.labels)
-        await self._recluster()
+        self._clusters_dirty = True
 
     async def _requeue_device_leases(self, device_id: str, outcome: str, reason: str) -> None:
         now = self.clock.time()
@@ -772,6 +781,7 @@ class FogCoordinator:
 
     # -- clusters ---------------------------------------------------------------------------
     async def _recluster(self) -> None:
+        self._clusters_dirty = False
         ready = {
             d.record.device_id: d
             for d in self._devices.values()

@@ -1,0 +1,277 @@
+"""``fogmesh twin``: the on-device digital twin — consent, import, learn, predict, ask, forget.
+
+Thin: every command opens a ``DigitalTwinConcierge`` in the data directory and formats what it
+returns. Errors are ``FogmeshError`` and become one line on stderr in ``fogmesh.cli.app.main``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fogmesh.config import load_settings
+from fogmesh.errors import ConfigError
+from fogmesh.mobile import MobileResourceManager
+from fogmesh.twin import DigitalTwinConcierge, UserPreferences, parse_source
+from fogmesh.twin.sources import parse_time
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="Your private on-device digital twin: consented, encrypted, self-deleting data.",
+    no_args_is_help=True,
+)
+consent_app = typer.Typer(help="Grant or revoke consent for a data source.", no_args_is_help=True)
+app.add_typer(consent_app, name="consent")
+console = Console()
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="twin directory (default: <FOGMESH_HOME>/twin)"),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
+
+
+def _dir(data_dir: Path | None) -> Path:
+    return data_dir if data_dir is not None else load_settings().home / "twin"
+
+
+def _open(data_dir: Path | None) -> DigitalTwinConcierge:
+    return DigitalTwinConcierge(_dir(data_dir))
+
+
+def _emit(info: Any, as_json: bool, text: str) -> None:
+    if as_json:
+        typer.echo(json.dumps(info, default=str))
+    else:
+        console.print(text, highlight=False, soft_wrap=True)
+
+
+@app.command("init")
+def init(
+    data_dir: DataDir = None,
+    retention_hours: Annotated[
+        int, typer.Option("--retention-hours", help="hours raw data is kept (1–24)")
+    ] = 24,
+    privacy_mode: Annotated[
+        str, typer.Option("--privacy-mode", help="strict, balanced or open (see docs/twin.md)")
+    ] = "balanced",
+    only_when_charging: Annotated[
+        bool, typer.Option("--only-when-charging", help="learn only while on mains power")
+    ] = False,
+    allow_elevation: Annotated[
+        bool, typer.Option("--allow-elevation", help="consent to offer noised knowledge globally")
+    ] = False,
+    delete_after_learning: Annotated[
+        bool,
+        typer.Option("--delete-after-learning", help="delete raw records once a cycle learnt them"),
+    ] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Create (or reconfigure) the twin: its key, its vault and your preferences.
+
+    Example: fogmesh twin init --retention-hours 12 --privacy-mode strict
+    """
+    directory = _dir(data_dir)
+    existing = DigitalTwinConcierge(directory)
+    sources = existing.vault.consented()
+    existing.close()
+    prefs = UserPreferences(
+        enabled_sources=sources,
+        max_data_retention_hours=retention_hours,
+        privacy_mode=privacy_mode,
+        learn_only_when_charging=only_when_charging,
+        allow_elevation=allow_elevation,
+        delete_after_learning=delete_after_learning,
+    )
+    with DigitalTwinConcierge(directory, prefs) as twin:
+        info = twin.status()
+    _emit(info, as_json, f"twin ready in {directory} ({privacy_mode}, {retention_hours} h)")
+
+
+@consent_app.command("grant")
+def grant(source: str, data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """Allow the twin to store one data source.
+
+    Example: fogmesh twin consent grant app_usage
+    """
+    src = parse_source(source)
+    with _open(data_dir) as twin:
+        twin.grant_consent(src)
+        info = {"granted": src.value, "consented_sources": twin.status()["consented_sources"]}
+    _emit(info, as_json, f"consent granted for {src.value}")
+
+
+@consent_app.command("revoke")
+def revoke(source: str, data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """Withdraw consent: the source's stored data is deleted at once.
+
+    Example: fogmesh twin consent revoke location
+    """
+    src = parse_source(source)
+    with _open(data_dir) as twin:
+        deleted = twin.revoke_consent(src)
+    _emit(
+        {"revoked": src.value, "deleted": deleted},
+        as_json,
+        f"revoked {src.value}: {deleted} records deleted",
+    )
+
+
+@app.command("ingest")
+def ingest(
+    file: Annotated[Path, typer.Argument(help="export file (.csv, .tsv, .ics, .gpx, .json, ...)")],
+    source: Annotated[str, typer.Option("--source", help="data source of the file")],
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Import an export file; bad rows are listed with line numbers and skipped.
+
+    Example: fogmesh twin ingest --source calendar ~/Downloads/calendar.ics
+    """
+    with _open(data_dir) as twin:
+        report = twin.ingest_file(source, file)
+    info = report.to_dict()
+    lines = [f"stored {report.stored} {report.source.value} records from {file}"]
+    lines += [f"  line {e.line}: {e.reason}" for e in report.errors[:20]]
+    if len(report.errors) > 20:
+        lines.append(f"  … and {len(report.errors) - 20} more skipped rows")
+    _emit(info, as_json, "\n".join(lines))
+
+
+@app.command("learn")
+def learn(
+    data_dir: DataDir = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="emulated device preset or profile file")
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Run one learning cycle now (deferred if the device must save power).
+
+    Example: fogmesh twin learn --json
+    """
+
+    async def run() -> Any:
+        device = await MobileResourceManager().create_device_profile_from_env(profile)
+        with _open(data_dir) as twin:
+            return await twin.run_learning_cycle(device)
+
+    cycle = asyncio.run(run())
+    _emit(
+        cycle.to_dict(),
+        as_json,
+        f"cycle {cycle.cycle}: improvement {cycle.improvement_score:+.3f} — {cycle.reason}",
+    )
+
+
+@app.command("predict")
+def predict(
+    data_dir: DataDir = None,
+    at: Annotated[str | None, typer.Option("--at", help="ISO time (default: now)")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """What the twin expects next: app, place, purchase category, busy or free.
+
+    Example: fogmesh twin predict --at 2026-11-30T08:15:00
+    """
+    try:
+        moment = parse_time(at) if at else None
+    except ValueError as exc:
+        raise ConfigError(f"cannot read {at!r} as a time", field="--at") from exc
+    with _open(data_dir) as twin:
+        out = twin.predict(moment)
+    if as_json:
+        typer.echo(json.dumps(out))
+        return
+    table = Table("what", "likeliest", "p")
+    for key, options in out.items():
+        for label, p in options[:3] or [("(no data yet)", 0.0)]:
+            table.add_row(key, label, f"{p:.2f}")
+    console.print(table)
+
+
+@app.command("ask")
+def ask(
+    question: Annotated[str, typer.Argument(help="words to look for in your own data")],
+    k: Annotated[int, typer.Option("-k", help="how many results")] = 5,
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Search your personal knowledge base (BM25, in memory only).
+
+    Example: fogmesh twin ask "dinner friday"
+    """
+    with _open(data_dir) as twin:
+        hits = twin.ask(question, k)
+    if as_json:
+        typer.echo(json.dumps([h.to_dict() for h in hits]))
+        return
+    if not hits:
+        console.print("nothing found")
+    for hit in hits:
+        when = datetime.fromtimestamp(hit.chunk.timestamp, UTC).strftime("%Y-%m-%d %H:%M")
+        console.print(
+            f"{hit.score:6.2f}  {when}  [{hit.chunk.source}] {hit.chunk.text}",
+            highlight=False,
+            markup=False,
+        )
+
+
+@app.command("status")
+def status(data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """Preferences, consented sources, stored records and learning progress.
+
+    Example: fogmesh twin status --json
+    """
+    with _open(data_dir) as twin:
+        info = twin.status()
+    records = ", ".join(f"{k} {v}" for k, v in sorted(info["records"].items())) or "none"
+    consented = ", ".join(info["consented_sources"]) or "none"
+    _emit(
+        info,
+        as_json,
+        f"twin in {info['data_dir']}\nconsented: {consented}\nrecords: {records}\n"
+        f"learning cycles: {info['learning_cycles']}",
+    )
+
+
+@app.command("forget")
+def forget(
+    data_dir: DataDir = None,
+    source: Annotated[
+        str | None, typer.Option("--source", help="only this source (default: everything)")
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Delete stored data now (all of it and the learnt model, or one source's records).
+
+    Example: fogmesh twin forget --source conversations
+    """
+    src = parse_source(source) if source is not None else None
+    with _open(data_dir) as twin:
+        deleted = twin.forget(src)
+    what = src.value if src is not None else "all sources and the model"
+    _emit(
+        {"deleted": deleted, "source": src.value if src else None},
+        as_json,
+        f"deleted {deleted} records ({what})",
+    )
+
+
+@app.command("privacy-report")
+def privacy_report(data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """Today's differential-privacy budget, retention and consent.
+
+    Example: fogmesh twin privacy-report --json
+    """
+    with _open(data_dir) as twin:
+        info = twin.privacy_report()
+    _emit(info, as_json, "\n".join(f"{k}: {v}" for k, v in info.items()))

@@ -1,0 +1,99 @@
+"""``fogmesh twin …`` end to end through Typer's runner and ``main``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fogmesh.cli import app, main
+
+runner = CliRunner()
+
+USAGE = """timestamp,app,event
+2026-11-02T07:01:00,clock,opened
+2026-11-02T07:02:00,weather,opened
+broken,row,opened
+2026-11-02T07:03:00,news,opened
+2026-11-02T07:04:00,email,opened
+"""
+
+
+def twin(data: Path, *args: str) -> dict:  # type: ignore[type-arg]
+    result = runner.invoke(app, ["twin", *args, "--data-dir", str(data), "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)  # type: ignore[no-any-return]
+
+
+def test_a_full_session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "twin"
+    monkeypatch.setenv("FOGMESH_PROFILE", "desktop")
+    assert (
+        twin(data, "init", "--retention-hours", "12")["preferences"]["max_data_retention_hours"]
+        == 12
+    )
+    usage = tmp_path / "usage.csv"
+    usage.write_text(USAGE)
+    assert twin(data, "consent", "grant", "app-usage")["granted"] == "app_usage"
+    report = twin(data, "ingest", "--source", "app_usage", str(usage))
+    assert report["stored"] == 4 and report["skipped"][0]["line"] == 4
+    cycle = twin(data, "learn")
+    assert cycle["deferred"] is False and cycle["samples"] == 4
+    prediction = twin(data, "predict", "--at", "2026-11-02T07:03:30")
+    assert prediction["next_app"][0][0] in {"clock", "weather", "news", "email"}
+    status = twin(data, "status")
+    assert status["records"] == {"app_usage": 4} and status["learning_cycles"] == 1
+    assert twin(data, "privacy-report")["epsilon_spent_today"] == 0
+    assert twin(data, "forget", "--source", "app_usage")["deleted"] == 4
+    assert twin(data, "consent", "revoke", "app_usage")["deleted"] == 0
+
+
+def test_ask_finds_conversations(tmp_path: Path) -> None:
+    data = tmp_path / "twin"
+    chat = tmp_path / "chat.txt"
+    chat.write_text("01/11/2026, 20:00 - Sam: dinner at the noodle bar on friday?\n")
+    twin(data, "consent", "grant", "conversations")
+    twin(data, "ingest", "--source", "conversations", str(chat))
+    hits = twin(data, "ask", "noodle friday")
+    assert hits[0]["text"] == "Sam: dinner at the noodle bar on friday?"
+    plain = runner.invoke(app, ["twin", "ask", "noodle", "--data-dir", str(data)])
+    assert "noodle bar" in plain.output
+
+
+def test_errors_are_one_line_and_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    usage = tmp_path / "usage.csv"
+    usage.write_text(USAGE)
+    cases = [
+        (["ingest", "--source", "app_usage", str(usage)], "no consent for app_usage"),
+        (["consent", "grant", "apps"], "unknown data source 'apps'"),
+        (["init", "--retention-hours", "48"], "max_data_retention_hours"),
+    ]
+    for args, message in cases:
+        argv = ["fogmesh", "twin", *args, "--data-dir", str(tmp_path / "t")]
+        monkeypatch.setattr(sys, "argv", argv)
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+        assert exit_info.value.code == 1
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    for args in (
+        ["init"],
+        ["consent", "grant"],
+        ["ingest"],
+        ["learn"],
+        ["predict"],
+        ["ask"],
+        ["status"],
+        ["forget"],
+        ["privacy-report"],
+    ):
+        result = runner.invoke(app, ["twin", *args, "--help"])
+        assert result.exit_code == 0 and "Example: fogmesh twin" in result.output

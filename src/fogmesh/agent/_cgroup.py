@@ -1,0 +1,210 @@
+"""CPU caps through cgroups, when this process may create and write a child group.
+
+Layout: ``<own cgroup>/fogmesh-<pid>-<token>/w<slot>``, one slot per warm worker. The worker
+process is moved into its slot once, when it starts; the task processes it forks inherit the
+slot, so no task pays for a cgroup migration (on v1 that costs ~10–30 ms: it waits for an RCU
+grace period). The runner rewrites the slot's quota before it hands each task over. The idle
+worker shares the slot with its task, but it only sleeps in ``select`` while the task runs.
+
+Whether this works is decided at run time: root on a v1 host (``cpu.cfs_quota_us``), or a
+delegated v2 subtree (``cpu.max``). Anything else returns ``None`` and the runner falls back to
+duty-cycling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+from typing import Final
+
+__all__ = ["PERIOD_US", "CpuCgroup", "find_cpu_base"]
+
+PERIOD_US: Final = 100_000
+_MIN_QUOTA_US: Final = 1_000  # the kernel refuses smaller CFS quotas
+
+
+def _own_paths(proc_self: Path) -> tuple[str | None, str | None]:
+    """This process's cgroup path in the v1 ``cpu`` hierarchy and in the v2 hierarchy."""
+    v1 = v2 = None
+    try:
+        text = (proc_self / "cgroup").read_text()
+    except OSError:
+        return None, None
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        if controllers == "" and parts[0] == "0":
+            v2 = path
+        elif "cpu" in controllers.split(","):
+            v1 = path
+    return v1, v2
+
+
+def find_cpu_base(proc_self: Path = Path("/proc/self")) -> list[tuple[str, Path]]:
+    """Candidate directories to create our group in, best first, as ``(version, dir)``."""
+    v1_path, v2_path = _own_paths(proc_self)
+    found: list[tuple[str, Path]] = []
+    try:
+        mountinfo = (proc_self / "mountinfo").read_text()
+    except OSError:
+        return found
+    for line in mountinfo.splitlines():
+        left, sep, right = line.partition(" - ")
+        if not sep:
+            continue
+        fields, tail = left.split(), right.split()
+        if len(fields) < 5 or len(tail) < 3:
+            continue
+        root, mountpoint, fstype, superopts = fields[3], fields[4], tail[0], tail[2]
+        if fstype == "cgroup2" and v2_path is not None:
+            found.append(("cgroup-v2", _join(mountpoint, root, v2_path)))
+        elif fstype == "cgroup" and v1_path is not None and "cpu" in superopts.split(","):
+            found.append(("cgroup-v1", _join(mountpoint, root, v1_path)))
+    found.sort(key=lambda item: item[0] != "cgroup-v2")
+    return found
+
+
+def _join(mountpoint: str, root: str, own: str) -> Path:
+    # In a container the mount's root can be our own group; the path below it is what remains.
+    rel = own[len(root) :] if root != "/" and own.startswith(root) else own
+    return Path(mountpoint) / rel.lstrip("/")
+
+
+class CpuCgroup:
+    """Our parent group and its per-worker slots, in one hierarchy (v1 or v2)."""
+
+    def __init__(self, version: str, group: Path) -> None:
+        self.version = version
+        self.group = group
+        self._slots: dict[int, Path] = {}
+
+    @classmethod
+    def create(
+        cls,
+        candidates: list[tuple[str, Path]] | None = None,
+        *,
+        prefer: str | None = None,
+        slots: int = 1,
+    ) -> CpuCgroup | None:
+        """The first candidate where a group can be made and capped, or ``None``.
+
+        The group is weighted as ``slots`` ordinary processes: left at the default weight, all
+        the runner's tasks together would get the CPU share of a single process whenever the
+        device is busy, however many workers it runs.
+        """
+        for version, base in find_cpu_base() if candidates is None else candidates:
+            if prefer is not None and version != prefer:
+                continue
+            _sweep_stale(base)
+            group = base / f"fogmesh-{os.getpid()}-{secrets.token_hex(3)}"
+            try:
+                group.mkdir()
+            except OSError:
+                continue
+            made = cls(version, group)
+            try:
+                if version == "cgroup-v2":
+                    _enable_v2_cpu(base, group)
+                made.set_cores(0, 1.0)  # proves the quota file is writable
+                made.set_cores(0, None)
+                made.set_weight(slots)
+            except OSError:
+                made.remove()
+                continue
+            return made
+        return None
+
+    def slot(self, index: int) -> Path:
+        path = self._slots.get(index)
+        if path is None:
+            path = self.group / f"w{index}"
+            path.mkdir(exist_ok=True)
+            if self.version == "cgroup-v1":
+                (path / "cpu.cfs_period_us").write_text(str(PERIOD_US))
+            self._slots[index] = path
+        return path
+
+    def attach(self, index: int, pid: int) -> None:
+        """Move process ``pid`` (a warm worker) into slot ``index``."""
+        (self.slot(index) / "cgroup.procs").write_text(str(pid))
+
+    def set_cores(self, index: int, cores: float | None) -> None:
+        """Cap slot ``index`` at ``cores`` CPUs (None = uncapped)."""
+        path = self.slot(index)
+        quota = None if cores is None else max(_MIN_QUOTA_US, round(cores * PERIOD_US))
+        if self.version == "cgroup-v2":
+            (path / "cpu.max").write_text(f"{'max' if quota is None else quota} {PERIOD_US}")
+        else:
+            (path / "cpu.cfs_quota_us").write_text(str(-1 if quota is None else quota))
+
+    def set_weight(self, processes: int) -> None:
+        """Give the whole group the CPU weight of ``processes`` default-weight processes."""
+        with contextlib.suppress(OSError):  # a weight is a nicety; the caps are what matter
+            if self.version == "cgroup-v2":
+                (self.group / "cpu.weight").write_text(str(min(10_000, 100 * processes)))
+            else:
+                (self.group / "cpu.shares").write_text(str(1024 * processes))
+
+    def remove(self) -> None:
+        """Remove the slots and the group (they must hold no process any more)."""
+        for path in list(self._slots.values()):
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        self._slots.clear()
+        _rmtree_groups(self.group)
+
+
+def _enable_v2_cpu(base: Path, group: Path) -> None:
+    controllers = _read(group / "cgroup.controllers")
+    if "cpu" not in controllers.split():
+        # Only possible where ``base`` has no processes of its own (v2's no-internal-process
+        # rule) — the case under a delegated systemd unit or a container's root.
+        (base / "cgroup.subtree_control").write_text("+cpu")
+    (group / "cgroup.subtree_control").write_text("+cpu")
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _rmtree_groups(group: Path) -> None:
+    # Cgroup directories are removed with rmdir (their control files are not real files).
+    with contextlib.suppress(OSError):
+        for child in group.iterdir():
+            if child.is_dir():
+                with contextlib.suppress(OSError):
+                    child.rmdir()
+    with contextlib.suppress(OSError):
+        group.rmdir()
+
+
+def _sweep_stale(base: Path) -> None:
+    """Remove groups left by runners that died without closing."""
+    with contextlib.suppress(OSError):
+        for entry in base.iterdir():
+            name = entry.name
+            if not name.startswith("fogmesh-") or not entry.is_dir():
+                continue
+            try:
+                pid = int(name.split("-")[1])
+            except (IndexError, ValueError):
+                continue
+            if pid != os.getpid() and not _alive(pid):
+                _rmtree_groups(entry)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

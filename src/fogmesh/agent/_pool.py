@@ -1,0 +1,116 @@
+"""Warm worker processes as seen from the runner's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from typing import Final
+
+from fogmesh.agent._ipc import (
+    HEADER,
+    MAX_FRAME,
+    Exit,
+    Ready,
+    ToRunner,
+    ToWorker,
+    decode_to_runner,
+    encode,
+)
+from fogmesh.errors import DeviceError
+
+__all__ = ["Worker"]
+
+_START_TIMEOUT_S: Final = 60.0
+# One thread per task process: tasks are capped in cores, and BLAS/ORT pools sized to the
+# machine would only fight the cap. The user's environment wins where it sets them.
+_THREAD_ENV: Final = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+    "MALLOC_ARENA_MAX": "2",  # per-thread arenas would eat RLIMIT_AS address space
+}
+
+
+class Worker:
+    """One warm worker process (``fogmesh.agent._worker``) and its frame pipe."""
+
+    def __init__(self, index: int, proc: asyncio.subprocess.Process) -> None:
+        self.index = index
+        self.proc = proc
+        self.pid = proc.pid
+        self.healthy = True
+
+    @classmethod
+    async def spawn(cls, index: int, preload: tuple[str, ...]) -> Worker:
+        env = dict(os.environ)
+        for key, value in _THREAD_ENV.items():
+            env.setdefault(key, value)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "fogmesh.agent._worker",
+            *preload,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            start_new_session=True,  # its own process group: one killpg ends it and its tasks
+            env=env,
+        )
+        worker = cls(index, proc)
+        try:
+            async with asyncio.timeout(_START_TIMEOUT_S):
+                first = await worker.recv()
+        except (TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
+            await worker.kill()
+            raise DeviceError(f"worker process {index} did not start: {exc!r}") from exc
+        except asyncio.CancelledError:  # the runner closed while this worker was starting
+            await worker.kill()
+            raise
+        if not isinstance(first, Ready):
+            await worker.kill()
+            raise DeviceError(f"worker process {index} sent {type(first).__name__} first")
+        return worker
+
+    def send(self, msg: ToWorker) -> None:
+        stdin = self.proc.stdin
+        if stdin is None or stdin.is_closing():
+            raise BrokenPipeError("worker stdin is closed")
+        stdin.write(encode(msg))
+
+    async def drain(self) -> None:
+        if self.proc.stdin is not None:
+            await self.proc.stdin.drain()
+
+    async def recv(self) -> ToRunner:
+        stdout = self.proc.stdout
+        assert stdout is not None
+        (size,) = HEADER.unpack(await stdout.readexactly(HEADER.size))
+        if size > MAX_FRAME:
+            raise ValueError(f"frame of {size} bytes")
+        return decode_to_runner(await stdout.readexactly(size))
+
+    async def kill(self) -> None:
+        """Kill the worker's process group now and reap it."""
+        self.healthy = False
+        if self.proc.returncode is None:  # once reaped, its pid (and pgid) may belong to another
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+        await self.proc.wait()
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+
+    async def stop(self, grace_s: float) -> None:
+        """Ask the worker to exit (it kills its running task first); kill it after ``grace_s``."""
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError, RuntimeError):
+            self.send(Exit())
+        try:
+            async with asyncio.timeout(grace_s):
+                await self.proc.wait()
+        except TimeoutError:
+            pass
+        await self.kill()

@@ -1,0 +1,471 @@
+"""A warm worker: imports once, then runs tasks in forked processes it supervises.
+
+Run as ``python -m fogmesh.agent._worker [preload-module ...]`` by the runner, which talks to it
+over stdin/stdout frames (``_ipc``). The worker never runs task code itself, so it never carries
+a task's limits or leftovers; it forks a *task process* that inherits its already-imported
+modules (numpy, the task's module) and supervises it: wall-clock deadline, duty-cycled CPU cap,
+kill on request, CPU time and peak RSS.
+
+``python`` tasks: the task process is kept for the next python task (a fork costs ~5–20 ms
+with the fogmesh package loaded; a hand-over through a pipe costs well under 1 ms). It is
+thrown away — and the next task gets a fresh fork — after a timeout, a cancel, a memory-cap
+breach, an oversized result, a crash, or ``_MAX_TASKS`` tasks. The memory cap is the *soft*
+RLIMIT_AS, set before each task and put back after it, which is what makes reuse possible: a
+non-root process cannot raise a hard limit again. Allow-listed code could raise its own soft
+limit; the cap guards against runaway allocation, not against the code the device owner allowed.
+
+``command`` tasks: always a fresh fork that execs ``argv`` (its address space is new, so there
+the cap is absolute and hard).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import importlib
+import os
+import resource
+import select
+import signal
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+import msgspec
+
+from fogmesh.agent._dutycycle import TICK_S, DutyCycle, process_cpu_seconds
+from fogmesh.agent._ipc import (
+    Done,
+    Exit,
+    FrameBuffer,
+    Kill,
+    Ready,
+    Run,
+    Started,
+    ToWorker,
+    decode_to_runner,
+    decode_to_worker,
+    encode,
+    write_frame,
+)
+from fogmesh.agent._taskproc import child_entry, command_main, fail, resident_main
+
+__all__ = ["main"]
+
+_READ: Final = 1 << 16
+_MAX_TASKS: Final = 500  # recycle a task process now and then: slow leaks stay bounded
+
+
+class _Resident:
+    """A forked task process waiting for python tasks on ``cmd_w``."""
+
+    def __init__(self, pid: int, cmd_w: int, report_r: int) -> None:
+        self.pid = pid
+        self.cmd_w = cmd_w
+        self.report_r = report_r
+        self.frames = FrameBuffer()
+        self.tasks = 0
+        self.pidfd = -1
+        if hasattr(os, "pidfd_open"):
+            with contextlib.suppress(OSError):
+                self.pidfd = os.pidfd_open(pid)
+
+    def close_fds(self) -> None:
+        for fd in (self.cmd_w, self.report_r, self.pidfd):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+
+class _Zygote:
+    def __init__(self, fd_in: int, fd_out: int) -> None:
+        self.fd_in = fd_in
+        self.fd_out = fd_out
+        self.frames = FrameBuffer()
+        self.pending: list[ToWorker] = []
+        self.functions: dict[tuple[str, str], Callable[..., Any]] = {}
+        self.exiting = False
+        self.resident: _Resident | None = None
+
+    # ---- messages from the runner -------------------------------------------------------
+
+    def _pump(self, timeout: float | None) -> bool:
+        """Read what the runner sent; False on EOF (the runner is gone)."""
+        ready, _, _ = select.select([self.fd_in], [], [], timeout)
+        if not ready:
+            return True
+        data = os.read(self.fd_in, _READ)
+        if not data:
+            return False
+        self.frames.feed(data)
+        while (body := self.frames.next_frame()) is not None:
+            self.pending.append(decode_to_worker(body))
+        return True
+
+    def serve(self) -> None:
+        try:
+            while not self.exiting:
+                while not self.pending:
+                    if not self._pump(None):
+                        return
+                msg = self.pending.pop(0)
+                if isinstance(msg, Run):
+                    write_frame(self.fd_out, self._run(msg))
+                elif isinstance(msg, Exit):
+                    return
+                # a Kill for a task that already finished: nothing to do
+        finally:
+            self._retire()
+
+    # ---- one task ----------------------------------------------------------------------
+
+    def _resolve(self, module: str, name: str) -> Callable[..., Any]:
+        key = (module, name)
+        fn = self.functions.get(key)
+        if fn is None:
+            # Imported here, in the warm worker, so every later fork starts with it loaded.
+            obj = getattr(importlib.import_module(module), name)
+            if not callable(obj):
+                raise TypeError(f"{module}:{name} is not callable")
+            fn = self.functions[key] = obj
+            gc.freeze()  # keep the new imports' objects out of GC passes that dirty shared pages
+        return fn
+
+    def _run(self, msg: Run) -> Done:
+        if msg.kind == "python":
+            try:
+                self._resolve(msg.module, msg.function)
+            except Exception as exc:
+                return fail(msg, "failed", "import_error", f"{type(exc).__name__}: {exc}")
+            try:
+                return self._run_python(msg)
+            except OSError as exc:  # out of processes or fds: this task fails, the worker lives
+                self._retire()
+                return fail(msg, "failed", "fork_failed", str(exc))
+        return self._run_command(msg)
+
+    def _retire(self) -> None:
+        """Kill and reap the kept task process, if any."""
+        res, self.resident = self.resident, None
+        if res is None:
+            return
+        with contextlib.suppress(OSError):
+            os.killpg(res.pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.kill(res.pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(res.pid, 0)
+        res.close_fds()
+
+    def _fork_resident(self) -> _Resident:
+        cmd_r, cmd_w = os.pipe()
+        try:
+            report_r, report_w = os.pipe()
+        except OSError:
+            os.close(cmd_r)
+            os.close(cmd_w)
+            raise
+        try:
+            pid = os.fork()
+        except OSError:
+            for fd in (cmd_r, cmd_w, report_r, report_w):
+                os.close(fd)
+            raise
+        if pid == 0:
+            os.close(cmd_w)
+            os.close(report_r)
+            child_entry(
+                lambda: resident_main((self.fd_in, self.fd_out), self.functions, cmd_r, report_w)
+            )
+        os.close(cmd_r)
+        os.close(report_w)
+        with contextlib.suppress(OSError):
+            os.setpgid(pid, pid)  # the child does it too; whichever runs first wins
+        return _Resident(pid, cmd_w, report_r)
+
+    def _run_python(self, msg: Run) -> Done:
+        if self.resident is not None and self.resident.tasks >= _MAX_TASKS:
+            self._retire()
+        if self.resident is None:
+            self.resident = self._fork_resident()
+        res = self.resident
+        res.tasks += 1
+        t0 = time.monotonic()
+        cpu0 = process_cpu_seconds(res.pid) or 0.0
+        try:
+            write_frame(res.cmd_w, msg)
+        except BrokenPipeError:  # it died between tasks: start over with a fresh one
+            self._retire()
+            self.resident = res = self._fork_resident()
+            res.tasks += 1
+            write_frame(res.cmd_w, msg)
+        write_frame(self.fd_out, Started(id=msg.id, pid=res.pid, at=time.monotonic()))
+        sup = _Supervision(self, msg, res.pid, t0, res.pidfd, {res.report_r: bytearray()})
+        sup.report_frames = res.frames
+        sup.run()
+        if sup.exited is None:
+            # Supervision only stops before the process exits when it answered and lives on.
+            report = sup.report
+            assert report is not None and sup.killed is None
+            report.wall_s = time.monotonic() - t0
+            if report.status == "killed" or not msg.keep:
+                self._retire()  # a memory-cap breach leaves the heap suspect
+            return report
+        status, usage = sup.exited
+        self.resident = None
+        res.close_fds()
+        done = _outcome(msg, sup, status)
+        done.wall_s = time.monotonic() - t0
+        if usage is not None:
+            done.cpu_s = max(0.0, usage.ru_utime + usage.ru_stime - cpu0)
+            done.max_rss_mb = usage.ru_maxrss / 1024.0
+        return done
+
+    def _run_command(self, msg: Run) -> Done:
+        pipes: list[int] = []
+        try:
+            report_r, report_w = os.pipe()
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            pipes += (report_r, report_w, out_r, out_w, err_r, err_w)
+            t0 = time.monotonic()
+            pid = os.fork()
+        except OSError as exc:
+            for fd in pipes:
+                os.close(fd)
+            return fail(msg, "failed", "fork_failed", str(exc))
+        if pid == 0:
+            child_entry(
+                lambda: command_main(
+                    (self.fd_in, self.fd_out), msg, report_r, report_w, out_w, err_w
+                )
+            )
+        for fd in (report_w, out_w, err_w):
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.setpgid(pid, pid)
+        write_frame(self.fd_out, Started(id=msg.id, pid=pid, at=time.monotonic()))
+        pidfd = -1
+        if hasattr(os, "pidfd_open"):
+            with contextlib.suppress(OSError):
+                pidfd = os.pidfd_open(pid)
+        streams = {report_r: bytearray(), out_r: bytearray(), err_r: bytearray()}
+        sup = _Supervision(self, msg, pid, t0, pidfd, streams)
+        sup.out_fds = (out_r, err_r)
+        sup.run()
+        for fd in [*streams, pidfd]:
+            if fd >= 0:
+                os.close(fd)
+        status, usage = sup.exited if sup.exited is not None else (0, None)
+        done = _outcome(msg, sup, status)
+        done.wall_s = time.monotonic() - t0
+        if usage is not None:
+            done.cpu_s = usage.ru_utime + usage.ru_stime
+            done.max_rss_mb = usage.ru_maxrss / 1024.0
+        return done
+
+
+class _Supervision:
+    """Watch one task until its report arrives (kept python process) or its process exits."""
+
+    def __init__(
+        self,
+        zygote: _Zygote,
+        msg: Run,
+        pid: int,
+        t0: float,
+        pidfd: int,
+        streams: dict[int, bytearray],
+    ) -> None:
+        self.z = zygote
+        self.msg = msg
+        self.pid = pid
+        self.pidfd = pidfd
+        self.streams = streams
+        self.open_fds = set(streams)
+        self.deadline = t0 + msg.timeout_s
+        self.duty = DutyCycle(pid, msg.duty_cores, t0) if msg.duty_cores else None
+        self.killed: str | None = None
+        self.overflow = False
+        self.received = 0  # report bytes of this task
+        self.report: Done | None = None
+        self.report_frames: FrameBuffer | None = None  # set for a kept python process
+        self.out_fds: tuple[int, int] | None = None  # set for a command
+        self.exited: tuple[int, resource.struct_rusage | None] | None = None
+
+    def kill(self, reason: str) -> None:
+        if self.killed is None:
+            self.killed = reason
+        with contextlib.suppress(OSError):
+            os.killpg(self.pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):  # before the child's setpgid ran
+            os.kill(self.pid, signal.SIGKILL)
+
+    def check_messages(self) -> None:
+        # A Kill may have arrived in the same read as its Run, so look at everything queued.
+        z = self.z
+        for extra in z.pending:
+            if isinstance(extra, Kill) and extra.id == self.msg.id:
+                self.kill(extra.reason)
+            elif isinstance(extra, Exit):
+                z.exiting = True
+                self.kill("runner_closed")
+        z.pending = [m for m in z.pending if not (isinstance(m, Kill) and m.id == self.msg.id)]
+
+    def run(self) -> None:
+        self.check_messages()
+        kept = self.report_frames is not None
+        while self.exited is None and (self.report is None or self.killed is not None):
+            now = time.monotonic()
+            if self.killed is None and now >= self.deadline:
+                self.kill("timeout")
+            wait = max(0.0, self.deadline - now) if self.killed is None else TICK_S
+            if self.duty is not None or self.pidfd < 0:
+                wait = min(wait, TICK_S)
+            fds = [*self.open_fds, self.z.fd_in] + ([self.pidfd] if self.pidfd >= 0 else [])
+            ready, _, _ = select.select(fds, [], [], wait)
+            for fd in ready:
+                if fd == self.z.fd_in:
+                    if not self.z._pump(0):
+                        self.z.exiting = True
+                        self.kill("runner_gone")
+                    self.check_messages()
+                elif fd in self.open_fds:
+                    self._read(fd)
+            if self.duty is not None and self.killed is None:
+                self.duty.step(time.monotonic())
+            if self.report is not None and self.killed is None:
+                break  # a kept process answered and lives on
+            res = os.wait4(self.pid, os.WNOHANG)
+            if res[0] == self.pid:
+                self.exited = (res[1], res[2])
+        if self.duty is not None:
+            self.duty.release()  # a kept process must not be left stopped
+        if self.exited is not None:
+            # Anything the task started in its process group goes with it.
+            with contextlib.suppress(OSError):
+                os.killpg(self.pid, signal.SIGKILL)
+            for fd in list(self.open_fds):
+                _drain(fd, self.streams[fd], self.msg.max_capture)
+            if kept and self.report is None:
+                self._parse_report()  # it may have reported just before it exited
+
+    def _read(self, fd: int) -> None:
+        data = os.read(fd, _READ)
+        if not data:
+            self.open_fds.discard(fd)
+            return
+        is_output = self.out_fds is not None and fd in self.out_fds
+        if is_output:
+            buf = self.streams[fd]
+            if len(buf) < self.msg.max_capture:
+                buf += data[: self.msg.max_capture - len(buf)]
+            # output past the cap is read and dropped so the command never blocks on it
+            return
+        self.received += len(data)
+        if self.received > self.msg.max_capture + 1024:  # + the report's own framing
+            self.overflow = True
+            self.kill("result_too_large")
+            return
+        self.streams[fd] += data
+        if self.report_frames is not None:
+            self._parse_report()
+
+    def _parse_report(self) -> None:
+        frames = self.report_frames
+        assert frames is not None
+        for fd in self.streams:
+            frames.feed(bytes(self.streams[fd]))
+            self.streams[fd].clear()
+        try:
+            body = frames.next_frame()
+        except ValueError:
+            return
+        if body is not None:
+            msg = _decode_report(body, self.msg.id)
+            if msg is not None:
+                self.report = msg
+
+
+def _decode_report(body: bytes, task_id: str) -> Done | None:
+    try:
+        msg = decode_to_runner(body)
+    except msgspec.DecodeError:
+        return None
+    if isinstance(msg, Done):
+        msg.id = task_id
+        return msg
+    return None
+
+
+def _drain(fd: int, buf: bytearray, cap: int) -> None:
+    os.set_blocking(fd, False)
+    with contextlib.suppress(BlockingIOError, OSError):
+        while data := os.read(fd, _READ):
+            if len(buf) < cap:
+                buf += data[: cap - len(buf)]
+
+
+def _outcome(msg: Run, sup: _Supervision, status: int) -> Done:
+    killed = sup.killed
+    if killed == "timeout":
+        return fail(msg, "timeout", "timeout", f"ran longer than {msg.timeout_s:g} s; killed")
+    if killed == "cancelled":
+        return fail(msg, "cancelled", "cancelled", "cancelled while running")
+    if killed in ("runner_closed", "runner_gone"):
+        return fail(msg, "cancelled", "runner_closed", "the runner shut down while the task ran")
+    if sup.overflow:
+        return fail(
+            msg, "failed", "result_too_large", f"result exceeded {msg.max_capture} bytes; cut"
+        )
+    if sup.report is not None and (msg.kind == "python" or sup.report.status != "completed"):
+        return sup.report
+    if msg.kind == "command" and sup.out_fds is not None:
+        # An exec failure reports through the (close-on-exec) report pipe.
+        (report_fd,) = (fd for fd in sup.streams if fd not in sup.out_fds)
+        body = bytes(sup.streams[report_fd])
+        frames = FrameBuffer()
+        frames.feed(body)
+        with contextlib.suppress(ValueError):
+            first = frames.next_frame()
+            report = _decode_report(first, msg.id) if first is not None else None
+            if report is not None:
+                return report
+    if os.WIFSIGNALED(status):
+        sig = signal.Signals(os.WTERMSIG(status)).name
+        if msg.mem_bytes is not None and sig in ("SIGKILL", "SIGSEGV", "SIGABRT", "SIGBUS"):
+            # A native allocation failing under RLIMIT_AS usually aborts rather than raising.
+            return fail(msg, "killed", "memory_limit", f"died by {sig} under a memory cap")
+        return fail(msg, "failed", "crashed", f"task process died by {sig}")
+    code = os.waitstatus_to_exitcode(status)
+    if msg.kind == "python" or sup.out_fds is None:
+        return fail(msg, "failed", "crashed", f"task process exited ({code}) without a result")
+    out_r, err_r = sup.out_fds
+    stdout = bytes(sup.streams[out_r]).decode("utf-8", "replace")
+    stderr = bytes(sup.streams[err_r]).decode("utf-8", "replace")
+    if code != 0:
+        tail = stderr.strip()[-300:]
+        reason = f"exit status {code}" + (f": {tail}" if tail else "")
+        return fail(msg, "failed", "command_failed", reason)
+    result = {"returncode": code, "stdout": stdout, "stderr": stderr}
+    return Done(id=msg.id, status="completed", result=msgspec.json.encode(result))
+
+
+def main(argv: list[str] | None = None) -> None:
+    # The protocol gets private fds; stray prints from imported code go to stderr instead.
+    fd_in, fd_out = os.dup(0), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in sys.argv[1:] if argv is None else argv:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    gc.freeze()
+    os.write(fd_out, encode(Ready(pid=os.getpid())))
+    _Zygote(fd_in, fd_out).serve()
+
+
+if __name__ == "__main__":
+    main()

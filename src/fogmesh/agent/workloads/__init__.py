@@ -1,0 +1,16 @@
+"""Built-in task functions, the default allow-list of a device's runner.
+
+Each is deterministic given its arguments and returns a small JSON object with a
+``checksum`` so a caller can verify the work. Name them as ``"fogmesh.agent.workloads:matmul"``
+(or by their module). ONNX inference lives in ``fogmesh.agent.workloads.inference`` and is not
+imported here, so a warm worker loads onnxruntime only once a model task arrives.
+"""
+
+from __future__ import annotations
+
+from fogmesh.agent.workloads.basic import allocate, burn, echo
+from fogmesh.agent.workloads.linalg import matmul
+from fogmesh.agent.workloads.text import embed, preprocess, tokenise
+from fogmesh.agent.workloads.train import train_logreg
+
+__all__ = ["allocate", "burn", "echo", "embed", "matmul", "preprocess", "tokenise", "train_logreg"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import subprocess
+import sys
 
 import pytest
 
@@ -52,3 +54,22 @@ def test_every_module_declares_a_sorted_all(module_name: str) -> None:
     assert list(exported) == isort_order(exported), f"{module_name}.__all__ is not sorted"
     for name in exported:
         assert hasattr(module, name), f"{module_name}.__all__ names missing {name}"
+
+
+def test_every_public_name_has_a_home_module() -> None:
+    homes = fogmesh._HOME
+    assert set(homes) == set(fogmesh.__all__) - {"__version__"}
+    for name, module in homes.items():
+        assert getattr(importlib.import_module(module), name) is getattr(fogmesh, name)
+
+
+def test_importing_fogmesh_loads_no_heavy_dependency() -> None:
+    # Agents and worker processes import fogmesh; the store, the server and numpy load on use.
+    code = (
+        "import sys, fogmesh; "
+        "heavy = [m for m in ('sqlalchemy', 'numpy', 'fastapi', 'onnxruntime') "
+        "if m in sys.modules]; "
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

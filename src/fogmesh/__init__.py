@@ -1,38 +1,43 @@
-"""fogmesh: everyday devices as one battery- and thermal-aware fog for AI work."""
+"""fogmesh: everyday devices as one battery- and thermal-aware fog for AI work.
+
+The public names below load on first use (PEP 562), so ``import fogmesh`` stays cheap for a
+device agent or a worker process that needs only a small part of the package.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from fogmesh._version import __version__
-from fogmesh.clock import Clock, ManualClock, WallClock
-from fogmesh.devices import (
-    DeviceCapabilities,
-    DeviceProfile,
-    DeviceType,
-    NetworkType,
-)
-from fogmesh.errors import ConfigError, FogmeshError
-from fogmesh.fog import (
-    CoordinatorConfig,
-    FogCoordinator,
-    TaskPriority,
-    TaskState,
-    TaskType,
-)
-from fogmesh.mobile import (
-    ChunkingConfig,
-    MobileResourceManager,
-    PowerMode,
-    ResourceOptimization,
-    ResourcePolicy,
-    TransportPreference,
-)
+
+if TYPE_CHECKING:
+    from fogmesh.clock import Clock, ManualClock, WallClock
+    from fogmesh.devices import DeviceCapabilities, DeviceProfile, DeviceType, NetworkType
+    from fogmesh.edge import EdgeManager
+    from fogmesh.errors import ConfigError, FogmeshError
+    from fogmesh.fog import CoordinatorConfig, FogCoordinator, TaskPriority, TaskState, TaskType
+    from fogmesh.mobile import (
+        ChunkingConfig,
+        MobileResourceManager,
+        PowerMode,
+        ResourceOptimization,
+        ResourcePolicy,
+        TransportPreference,
+    )
+    from fogmesh.twin import DataSource, DigitalTwinConcierge, UserPreferences
 
 __all__ = [
     "ChunkingConfig",
     "Clock",
     "ConfigError",
     "CoordinatorConfig",
+    "DataSource",
     "DeviceCapabilities",
     "DeviceProfile",
     "DeviceType",
+    "DigitalTwinConcierge",
+    "EdgeManager",
     "FogCoordinator",
     "FogmeshError",
     "ManualClock",
@@ -45,6 +50,47 @@ __all__ = [
     "TaskState",
     "TaskType",
     "TransportPreference",
+    "UserPreferences",
     "WallClock",
     "__version__",
 ]
+
+_HOME = {
+    "ChunkingConfig": "fogmesh.mobile",
+    "Clock": "fogmesh.clock",
+    "ConfigError": "fogmesh.errors",
+    "CoordinatorConfig": "fogmesh.fog",
+    "DataSource": "fogmesh.twin",
+    "DeviceCapabilities": "fogmesh.devices",
+    "DeviceProfile": "fogmesh.devices",
+    "DeviceType": "fogmesh.devices",
+    "DigitalTwinConcierge": "fogmesh.twin",
+    "EdgeManager": "fogmesh.edge",
+    "FogCoordinator": "fogmesh.fog",
+    "FogmeshError": "fogmesh.errors",
+    "ManualClock": "fogmesh.clock",
+    "MobileResourceManager": "fogmesh.mobile",
+    "NetworkType": "fogmesh.devices",
+    "PowerMode": "fogmesh.mobile",
+    "ResourceOptimization": "fogmesh.mobile",
+    "ResourcePolicy": "fogmesh.mobile",
+    "TaskPriority": "fogmesh.fog",
+    "TaskState": "fogmesh.fog",
+    "TaskType": "fogmesh.fog",
+    "TransportPreference": "fogmesh.mobile",
+    "UserPreferences": "fogmesh.twin",
+    "WallClock": "fogmesh.clock",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'fogmesh' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -445,6 +445,19 @@ class FogCoordinator:
         self._kick()
         return record
 
+    async def mark_offline(
+        self, device_id: str, reason: str = "device went offline"
+    ) -> DeviceRecord:
+        """The device said goodbye: no new work, its leases go back to the queue now (not after
+        missed heartbeats). Its next heartbeat or registration makes it ready again."""
+        store = await self._ready()
+        await self._requeue_device_leases(device_id, "offline", reason)
+        record = await store.set_device_status(device_id, DeviceStatus.OFFLINE)
+        self._adopt_device(record, record.labels)
+        self._clusters_dirty = True
+        self._kick()
+        return record
+
     async def add_deployed_model(self, device_id: str, model_id: str) -> DeviceRecord:
         """Note that a device now holds a model: the scheduler prefers it for that model's work."""
         store = await self._ready()

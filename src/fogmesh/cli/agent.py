@@ -1,0 +1,123 @@
+"""``fogmesh agent``: enrol this device once, then keep it connected and running fog work."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from fogmesh._version import __version__
+from fogmesh.agent.daemon import AgentConfig, AgentDaemon, Runner
+from fogmesh.config import load_settings
+from fogmesh.devices.sensors import sensor_source_from_env
+from fogmesh.errors import ConfigError
+
+__all__ = ["agent"]
+
+
+def _labels(values: list[str] | None) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for value in values or []:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"labels are key=value, not {value!r}", field="--label")
+        labels[key.strip()] = val.strip()
+    return labels
+
+
+def _runner(spec: str | None, allow_commands: bool, workers: int) -> Runner:
+    if spec:
+        # For tests and embedders: "module:factory" returning an object with the runner interface.
+        module, _, name = spec.partition(":")
+        try:
+            factory: Any = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"cannot load runner {spec!r}: {exc}", field="--runner") from exc
+        runner: Runner = factory()
+        return runner
+    from fogmesh.agent.runner import RunnerConfig, TaskRunner
+
+    return TaskRunner(RunnerConfig(allow_commands=allow_commands, workers=workers))
+
+
+async def _serve(daemon: AgentDaemon) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await daemon.run(stop)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def agent(
+    join: Annotated[
+        str | None,
+        typer.Option("--join", help="one-use join token from 'fogmesh token create' (first run)"),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="where this device keeps its identity (FOGMESH_HOME)"),
+    ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option("--profile", help="emulate: preset name or JSON/TOML profile file"),
+    ] = None,
+    heartbeat: Annotated[
+        float,
+        typer.Option("--heartbeat", help="seconds between heartbeats (longer on low battery)"),
+    ] = 30.0,
+    label: Annotated[
+        list[str] | None, typer.Option("--label", help="key=value for placement (e.g. site=home)")
+    ] = None,
+    allow_commands: Annotated[
+        bool, typer.Option("--allow-commands", help="also run 'command' payloads (argv)")
+    ] = False,
+    workers: Annotated[int, typer.Option("--workers", help="warm worker processes")] = 2,
+    stop_grace: Annotated[
+        float,
+        typer.Option("--stop-grace", help="seconds running tasks may finish after SIGTERM"),
+    ] = 10.0,
+    runner: Annotated[str | None, typer.Option("--runner", hidden=True)] = None,
+    backoff_max: Annotated[
+        float, typer.Option("--backoff-max", help="longest wait between reconnect attempts")
+    ] = 30.0,
+    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning")] = "info",
+) -> None:
+    """Connect this device to a coordinator and run the work it is given.
+
+    The first run needs --join; the identity and agent ticket are then kept (0600) in the data
+    directory and later runs reuse them.
+
+    Example: fogmesh agent --join fmj1.… --profile phone-charging --heartbeat 5
+    """
+    if not heartbeat > 0:
+        raise ConfigError("must be > 0 seconds", field="--heartbeat")
+    if not backoff_max > 0:
+        raise ConfigError("must be > 0 seconds", field="--backoff-max")
+    settings = load_settings(home=data_dir)
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = AgentConfig(
+        data_dir=settings.home,
+        join_token=join,
+        heartbeat=heartbeat,
+        labels=_labels(label),
+        backoff_max=backoff_max,
+        stop_grace=max(0.0, stop_grace),
+        agent_version=__version__,
+    )
+    daemon = AgentDaemon(
+        config,
+        _runner(runner, allow_commands, workers),
+        sensors=sensor_source_from_env(profile),
+    )
+    asyncio.run(_serve(daemon))

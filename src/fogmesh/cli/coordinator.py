@@ -1,0 +1,70 @@
+"""``fogmesh coordinator``: serve the REST API and the agent endpoint until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fogmesh.config import load_settings
+from fogmesh.fog.coordinator import CoordinatorConfig
+from fogmesh.fog.lifecycle import LifecycleConfig
+from fogmesh.server.config import ServerConfig
+from fogmesh.server.service import run_coordinator
+
+__all__ = ["coordinator"]
+
+
+def coordinator(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="state, keys and admin ticket (else FOGMESH_HOME)"),
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port (0: any free port)")] = 8700,
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="store URL, e.g. postgresql+asyncpg://… (default: SQLite)"),
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option("--url", help="URL devices dial (written into join tokens)")
+    ] = None,
+    heartbeat_interval: Annotated[
+        float,
+        typer.Option("--heartbeat-interval", help="seconds between expected agent heartbeats"),
+    ] = 30.0,
+    scheduling_interval: Annotated[
+        float, typer.Option("--scheduling-interval", help="seconds between scheduling rounds")
+    ] = 5.0,
+    dispatch_timeout: Annotated[
+        float, typer.Option("--dispatch-timeout", help="seconds a device has to start a task")
+    ] = 60.0,
+    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning")] = "info",
+) -> None:
+    """Run the coordinator: REST API + OpenAPI (/docs), agent WebSocket, /metrics, /healthz.
+
+    At first start it creates its keys and writes an admin ticket (0600) into the data directory.
+
+    Example: fogmesh coordinator --data-dir ./fog --port 8700
+    """
+    settings = load_settings(home=data_dir)
+    config = ServerConfig(
+        data_dir=settings.home,
+        host=host,
+        port=port,
+        db_url=db,
+        public_url=url,
+        coordinator=CoordinatorConfig(
+            scheduling_interval=scheduling_interval,
+            lifecycle=LifecycleConfig(
+                heartbeat_interval=heartbeat_interval, dispatch_timeout=dispatch_timeout
+            ),
+        ),
+    )
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(run_coordinator(config, log_level=log_level.lower()))

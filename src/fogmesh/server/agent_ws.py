@@ -1,0 +1,370 @@
+"""The agent endpoint: a WebSocket whose binary messages are Noise XK frames.
+
+Per connection: three handshake frames (the device proves its identity and presents a ticket in
+message 3), then versioned messages (``fogmesh.wire``) both ways. Refusals before the channel is
+up are WebSocket close codes with a short reason, because there is no key to encrypt an answer:
+
+    4400 protocol error · 4401 handshake failed / no or bad ticket · 4403 ticket refused
+    (wrong scope, subject, audience, already used) · 4408 too slow · 4409 replaced by a newer
+    session of the same device
+
+Dispatch is push: the FogCoordinator's ``dispatcher`` hook hands each new lease to ``dispatch``,
+which queues an ``Assign`` on the device's live session. No session: nothing is sent, and the
+lease times out and is placed again (the store is the truth, the push only a shortcut).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from fogmesh.errors import (
+    DeviceNotFound,
+    FogmeshError,
+    HandshakeError,
+    IllegalTransition,
+    ReplayError,
+    StaleAttempt,
+    StoreError,
+    TicketError,
+    TicketScopeError,
+)
+from fogmesh.fog.tasks import Task, TaskState
+from fogmesh.security.handshake import AuthenticatedDevice, accept_device_hello
+from fogmesh.security.noise import NoiseResponder
+from fogmesh.security.tickets import Ticket
+from fogmesh.store import profile_from_dict
+from fogmesh.wire.channel import PROLOGUE, SecureChannel
+from fogmesh.wire.messages import (
+    Assign,
+    Cancel,
+    Enrolled,
+    Goodbye,
+    Heartbeat,
+    HeartbeatAck,
+    Message,
+    ProtocolError,
+    Refused,
+    Register,
+    ResultAck,
+    ResultMsg,
+    Started,
+    Welcome,
+)
+
+if TYPE_CHECKING:
+    from fogmesh.server.service import CoordinatorService
+
+__all__ = ["PROLOGUE", "AgentHub"]
+
+log = logging.getLogger(__name__)
+
+HANDSHAKE_TIMEOUT: Final = 10.0
+_OUTBOX: Final = 10_000
+
+
+class _Closed(Exception):
+    pass
+
+
+@dataclass(eq=False)
+class _Session:
+    device_id: str
+    channel: SecureChannel
+    websocket: WebSocket
+    outbox: asyncio.Queue[Message] = field(default_factory=lambda: asyncio.Queue(_OUTBOX))
+
+
+async def _recv_frame(ws: WebSocket) -> bytes:
+    message = await ws.receive()
+    if message["type"] == "websocket.disconnect":
+        raise _Closed
+    data = message.get("bytes")
+    if data is None:
+        raise ProtocolError("the agent link carries binary frames only")
+    return bytes(data)
+
+
+class AgentHub:
+    def __init__(self, service: CoordinatorService) -> None:
+        self._service = service
+        self.sessions: dict[str, _Session] = {}
+
+    # -- dispatch (called from the scheduling round) ---------------------------------------
+    def dispatch(self, task: Task) -> None:
+        session = self.sessions.get(task.assigned_device or "")
+        if session is None:
+            return
+        try:
+            session.outbox.put_nowait(Assign(task=task))
+            self._service.metrics.dispatched += 1
+        except asyncio.QueueFull:
+            log.warning("outbox of %s is full; %s waits for its lease to expire", *_ids(task))
+
+    def cancel(self, task: Task) -> None:
+        """Tell the device holding ``task``'s lease (if any, if connected) to stop it."""
+        if task.state not in (TaskState.SCHEDULED, TaskState.RUNNING):
+            return
+        session = self.sessions.get(task.assigned_device or "")
+        if session is not None:
+            with contextlib.suppress(asyncio.QueueFull):
+                session.outbox.put_nowait(
+                    Cancel(task_id=task.id, attempt=task.attempt, reason="cancelled")
+                )
+
+    async def close_all(self) -> None:
+        for session in list(self.sessions.values()):
+            with contextlib.suppress(Exception):
+                await session.websocket.close(1001, "coordinator shutting down")
+        self.sessions.clear()
+
+    # -- one connection ----------------------------------------------------------------------
+    async def handle(self, ws: WebSocket) -> None:
+        await ws.accept()
+        try:
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+                device, channel, ticket = await self._handshake(ws)
+        except _Closed:
+            return
+        except TimeoutError:
+            await self._refuse(ws, 4408, "handshake_timeout", "handshake took too long")
+            return
+        except (TicketScopeError, ReplayError) as exc:
+            await self._refuse(ws, 4403, exc.code, exc.reason)
+            return
+        except (TicketError, HandshakeError) as exc:
+            await self._refuse(ws, 4401, exc.code, exc.reason)
+            return
+        except FogmeshError as exc:
+            await self._refuse(ws, 4400, exc.code, exc.reason)
+            return
+        session = _Session(device.device_id, channel, ws)
+        sender = asyncio.create_task(self._sender(session), name=f"agent-send-{device.device_id}")
+        try:
+            await self._serve(session, device, ticket)
+        except (_Closed, WebSocketDisconnect):
+            pass
+        except FogmeshError as exc:  # a broken frame or message ends the session, never the server
+            log.info("agent %s session ended: %s", device.device_id, exc.reason)
+            with contextlib.suppress(Exception):
+                await ws.close(4400, _short(exc.reason))
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sender
+            if self.sessions.get(device.device_id) is session:
+                del self.sessions[device.device_id]
+
+    async def _refuse(self, ws: WebSocket, code: int, error: str, reason: str) -> None:
+        self._service.metrics.handshake_failures[error] += 1
+        log.info("agent session refused: %s", reason)
+        if ws.application_state is not WebSocketState.DISCONNECTED:
+            with contextlib.suppress(Exception):
+                await ws.close(code, _short(reason))
+
+    async def _handshake(
+        self, ws: WebSocket
+    ) -> tuple[AuthenticatedDevice, SecureChannel, Ticket | None]:
+        """The authenticated device, its channel, and its agent ticket (None when enrolling)."""
+        svc = self._service
+        responder = NoiseResponder(svc.keys.noise, PROLOGUE)
+        responder.read_message(await _recv_frame(ws))
+        await ws.send_bytes(responder.write_message())
+        payload = responder.read_message(await _recv_frame(ws))
+        device = accept_device_hello(responder, payload)
+        transport = responder.transport()
+        channel = SecureChannel(transport, ws.send_bytes, lambda: _recv_frame(ws))
+        if device.raw_ticket is None:
+            raise TicketError("the device presented no ticket")
+        audience = svc.keys.audience
+        try:
+            svc.verifier.verify(device.raw_ticket, audience=audience, scope="enrol")
+        except TicketScopeError:
+            # Not an enrolment: an agent ticket, which must name this very device.
+            ticket = svc.verifier.verify(
+                device.raw_ticket, audience=audience, scope="agent", subject=device.device_id
+            )
+            return device, channel, ticket
+        # Enrolment: make the spent one-shot id durable before handing out anything.
+        await svc.seen.persist()
+        issued, claims = svc.issuer.issue_with_claims(
+            subject=device.device_id,
+            audience=audience,
+            scopes=("agent",),
+            ttl=svc.config.agent_ticket_ttl,
+        )
+        svc.metrics.enrolments += 1
+        log.info("device %s enrolled", device.device_id)
+        await channel.send(
+            Enrolled(device_id=device.device_id, ticket=issued, expires_at=claims.expires_at)
+        )
+        return device, channel, None
+
+    async def _sender(self, session: _Session) -> None:
+        while True:
+            message = await session.outbox.get()
+            await session.channel.send(message)
+
+    async def _serve(
+        self, session: _Session, device: AuthenticatedDevice, ticket: Ticket | None
+    ) -> None:
+        svc = self._service
+        coordinator = svc.coordinator
+        first = await session.channel.recv()
+        if not isinstance(first, Register):
+            raise ProtocolError("the first message of a session must be 'register'")
+        profile = _profile(first.profile, device.device_id)
+        try:
+            await coordinator.get_device(device.device_id)
+            await coordinator.update_node_state(device.device_id, profile)
+        except DeviceNotFound:
+            await coordinator.register_node(profile, labels=first.labels)
+        old = self.sessions.get(device.device_id)
+        self.sessions[device.device_id] = session
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await old.websocket.close(4409, "replaced by a newer session")
+        await session.outbox.put(self._welcome(device.device_id, ticket))
+        await self._resume(session, {(r.task_id, r.attempt) for r in first.holding})
+        while True:
+            message = await session.channel.recv()
+            reply = await self._handle(session, message)
+            if reply is not None:
+                await session.outbox.put(reply)
+
+    def _welcome(self, device_id: str, current: Ticket | None) -> Welcome:
+        svc = self._service
+        now = svc.clock.time()
+        renewed: str | None = None
+        expires: float | None = None
+        if current is not None and "agent" in current.scopes:
+            half_life = current.issued_at + (current.expires_at - current.issued_at) / 2
+            if now >= half_life:
+                renewed, claims = svc.issuer.issue_with_claims(
+                    subject=device_id,
+                    audience=svc.keys.audience,
+                    scopes=("agent",),
+                    ttl=svc.config.agent_ticket_ttl,
+                )
+                expires = claims.expires_at
+        return Welcome(
+            device_id=device_id,
+            server_time=now,
+            heartbeat_interval=svc.config.heartbeat_interval,
+            ticket=renewed,
+            ticket_expires_at=expires,
+        )
+
+    async def _resume(self, session: _Session, holding: set[tuple[str, int]]) -> None:
+        """Re-send leases the agent never got; take back running ones it no longer holds."""
+        coordinator = self._service.coordinator
+        for task in coordinator.assignments(session.device_id):
+            if (task.id, task.attempt) in holding:
+                continue
+            if task.state is TaskState.SCHEDULED:
+                await session.outbox.put(Assign(task=task))
+                self._service.metrics.dispatched += 1
+                continue
+            try:  # running here before the agent restarted: its work is gone, retry elsewhere
+                await coordinator.report_failure(
+                    task.id,
+                    session.device_id,
+                    task.attempt,
+                    {"code": "lost", "reason": "the agent restarted without this task"},
+                    retry=True,
+                )
+            except FogmeshError as exc:
+                log.info("could not take back %s: %s", task.id, exc.reason)
+
+    async def _handle(self, session: _Session, message: Message) -> Message | None:
+        svc = self._service
+        coordinator = svc.coordinator
+        device_id = session.device_id
+        if isinstance(message, Heartbeat):
+            record = await coordinator.update_node_state(
+                device_id, _profile(message.profile, device_id)
+            )
+            return HeartbeatAck(seq=message.seq, status=record.status.value)
+        if isinstance(message, Started):
+            try:
+                task = await coordinator.report_started(message.task_id, device_id, message.attempt)
+            except (StaleAttempt, IllegalTransition) as exc:
+                svc.metrics.stale_reports += 1
+                return Cancel(task_id=message.task_id, attempt=message.attempt, reason=exc.reason)
+            if task.started_at is not None and task.scheduled_at is not None:
+                svc.metrics.dispatch_to_start.observe(task.started_at - task.scheduled_at)
+            return None
+        if isinstance(message, ResultMsg | Refused):
+            return await self._report(device_id, message)
+        if isinstance(message, Goodbye):
+            await coordinator.mark_offline(device_id, message.reason or "agent stopped")
+            raise _Closed
+
+        raise ProtocolError(f"unexpected message {type(message).__name__} from an agent")
+
+    async def _report(self, device_id: str, message: ResultMsg | Refused) -> ResultAck:
+        svc = self._service
+        coordinator = svc.coordinator
+        task_id, attempt = message.task_id, message.attempt
+        try:
+            if isinstance(message, Refused):
+                svc.metrics.refusals += 1
+                await coordinator.report_refused(task_id, device_id, attempt, message.reason)
+            else:
+                svc.metrics.results[message.status] += 1
+                svc.metrics.run_wall.observe(message.wall_s)
+                task = await _apply_result(coordinator, device_id, message)
+                if task is not None and task.finished_at is not None:
+                    svc.metrics.submit_to_finish.observe(task.finished_at - task.created_at)
+        except (StaleAttempt, IllegalTransition) as exc:
+            svc.metrics.stale_reports += 1
+            return ResultAck(
+                task_id=task_id, attempt=attempt, accepted=False, code=exc.code, reason=exc.reason
+            )
+        except FogmeshError as exc:  # e.g. an unknown task id, a result too large to store
+            return ResultAck(
+                task_id=task_id, attempt=attempt, accepted=False, code=exc.code, reason=exc.reason
+            )
+        return ResultAck(task_id=task_id, attempt=attempt, accepted=True)
+
+
+async def _apply_result(coordinator: Any, device_id: str, m: ResultMsg) -> Task | None:
+    if m.status == "completed":
+        result: Task = await coordinator.report_result(m.task_id, device_id, m.attempt, m.result)
+        return result
+    error = m.error or {"code": m.status, "reason": f"attempt ended: {m.status}"}
+    if m.status == "cancelled":
+        return None  # the coordinator cancelled it; nothing left to record
+    if m.status == "refused":
+        reason = str(error.get("reason", "refused by the device"))
+        refused: Task = await coordinator.report_refused(m.task_id, device_id, m.attempt, reason)
+        return refused
+    # A task that raised fails for good (running it again gives the same error); a timeout or a
+    # killed worker may be the device's fault, so another device gets a try.
+    retry = m.status in ("timeout", "killed")
+    failed: Task = await coordinator.report_failure(
+        m.task_id, device_id, m.attempt, {"code": m.status, **error}, retry=retry
+    )
+    return failed
+
+
+def _profile(data: dict[str, Any], device_id: str) -> Any:
+    # The device id is the authenticated one, never what the profile claims.
+    try:
+        return profile_from_dict({**data, "device_id": device_id})
+    except StoreError as exc:
+        raise ProtocolError(f"device profile unreadable: {exc.reason}") from exc
+
+
+def _short(reason: str) -> str:
+    # A close frame's reason is at most 123 bytes of UTF-8; cut on a character boundary.
+    return reason.encode("utf-8")[:120].decode("utf-8", errors="ignore")
+
+
+def _ids(task: Task) -> tuple[str | None, str]:
+    return task.assigned_device, task.id

@@ -1,0 +1,147 @@
+"""``create_app(config)``: the FastAPI application (REST, agent WebSocket, metrics, OpenAPI).
+
+Errors are values: every ``FogmeshError`` becomes ``{"error": {"code", "reason"}}`` with a 4xx
+status chosen by its type; bad input never reaches a 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from fogmesh._version import __version__
+from fogmesh.errors import (
+    ConfigError,
+    FogmeshError,
+    IllegalTransition,
+    InvalidRequest,
+    NotFound,
+    ReplayError,
+    StaleAttempt,
+    TicketError,
+    TicketScopeError,
+    TokenError,
+)
+from fogmesh.server.config import ServerConfig
+from fogmesh.server.routes import devices, system, tasks
+from fogmesh.server.service import CoordinatorService
+
+__all__ = ["create_app", "http_status"]
+
+
+def http_status(exc: FogmeshError) -> int:
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, TicketScopeError):
+        return 403
+    if isinstance(exc, TicketError | ReplayError):
+        return 401
+    if isinstance(exc, StaleAttempt | IllegalTransition):
+        return 409
+    if isinstance(exc, InvalidRequest | ConfigError | TokenError):
+        return 422
+    return 400
+
+
+def _error(status: int, code: str, reason: str, **extra: Any) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(
+        {"error": {"code": code, "reason": reason, **extra}}, status_code=status, headers=headers
+    )
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self._too_large(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    # An HTTPException passes FastAPI's body parsing untouched (anything else
+                    # would be turned into a 400 there).
+                    raise HTTPException(413, f"request body exceeds {self.limit} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = _error(413, "too_large", f"request body exceeds {self.limit} bytes")
+        await response(scope, receive, send)
+
+
+def create_app(config: ServerConfig, *, service: CoordinatorService | None = None) -> FastAPI:
+    """The app for ``config``. With ``service`` given the caller owns its lifecycle; otherwise
+    the app's lifespan starts and stops one."""
+    owned = service is None
+    svc = service if service is not None else CoordinatorService(config)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if owned:
+            await svc.start()
+        try:
+            yield
+        finally:
+            if owned:
+                await svc.stop()
+
+    app = FastAPI(
+        title="fogmesh coordinator",
+        version=__version__,
+        description="Places prioritised AI tasks on phones, laptops and Pis by battery and "
+        "thermal state. Authenticate with `Authorization: Bearer <ticket>`; the admin ticket "
+        "is in the data directory (`admin.ticket`).",
+        lifespan=lifespan,
+    )
+    app.state.service = svc
+
+    @app.exception_handler(FogmeshError)
+    async def fogmesh_error(_: Request, exc: FogmeshError) -> JSONResponse:
+        return _error(http_status(exc), exc.code, exc.reason)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+        return _error(exc.status_code, code.get(exc.status_code, "http_error"), str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for err in exc.errors()[:5]:
+            where = ".".join(str(p) for p in err.get("loc", ()))
+            problems.append(f"{where}: {err.get('msg', 'invalid')}")
+        return _error(422, "invalid_request", "; ".join(problems) or "invalid request")
+
+    app.include_router(system.router)
+    app.include_router(tasks.router)
+    app.include_router(devices.router)
+
+    @app.websocket("/v1/agent")
+    async def agent(websocket: WebSocket) -> None:
+        await svc.hub.handle(websocket)
+
+    app.add_middleware(BodyLimit, limit=config.max_body_bytes)
+    return app

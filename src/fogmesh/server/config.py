@@ -1,0 +1,40 @@
+"""Settings of one coordinator service process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fogmesh.errors import ConfigError
+from fogmesh.fog.coordinator import CoordinatorConfig
+
+__all__ = ["ADMIN_TICKET_FILE", "ServerConfig"]
+
+ADMIN_TICKET_FILE = "admin.ticket"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerConfig:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8700
+    db_url: str | None = None  # None: SQLite in data_dir
+    coordinator: CoordinatorConfig = field(default_factory=CoordinatorConfig)
+    max_body_bytes: int = 2 << 20  # a 1 MiB payload as JSON plus headroom
+    agent_ticket_ttl: float = 30 * 86_400.0
+    admin_ticket_ttl: float = 365 * 86_400.0
+    public_url: str | None = None  # the URL written into join tokens; default http://host:port
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65_535:
+            raise ConfigError("must be 0–65535", field="port")
+        if self.max_body_bytes < 1024:
+            raise ConfigError("must be at least 1024", field="max_body_bytes")
+
+    @property
+    def url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def heartbeat_interval(self) -> float:
+        return self.coordinator.lifecycle.heartbeat_interval

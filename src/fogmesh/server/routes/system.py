@@ -1,0 +1,61 @@
+"""Health, metrics, system status and join tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from fogmesh.security.tokens import create_join_token
+from fogmesh.server.auth import AdminTicket, ReadTicket
+from fogmesh.server.metrics import render
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/healthz")
+async def healthz(request: Request) -> dict[str, Any]:
+    """Liveness: the service is up and its store answers."""
+    service = request.app.state.service
+    counts = await service.coordinator.store.count_by_state()
+    return {"status": "ok", "tasks": sum(counts.values())}
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+async def metrics(request: Request) -> PlainTextResponse:
+    """Prometheus text format (counts only; no ids, no payloads)."""
+    service = request.app.state.service
+    return PlainTextResponse(
+        render(service.metrics, service.status()),
+        media_type="text/plain; version=0.0.4; charset=utf-8",
+    )
+
+
+@router.get("/v1/status")
+async def status(request: Request, _: ReadTicket) -> dict[str, Any]:
+    """Tasks by state, queue by priority, devices by status and power mode, clusters."""
+    result: dict[str, Any] = request.app.state.service.status()
+    return result
+
+
+class TokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    ttl: float = Field(default=3600.0, gt=0, le=30 * 86_400, description="seconds")
+    url: str | None = Field(default=None, max_length=2000, description="URL devices dial")
+
+
+@router.post("/v1/tokens", status_code=201)
+async def create_token(
+    request: Request, _: AdminTicket, body: TokenIn | None = None
+) -> dict[str, Any]:
+    """A one-use join token for a new device (``fogmesh agent --join TOKEN``)."""
+    service = request.app.state.service
+    spec = body or TokenIn()
+    join, ticket = create_join_token(
+        service.keys, url=spec.url or service.config.url, ttl=spec.ttl, clock=service.clock
+    )
+    return {"token": join.encode(), "expires_at": ticket.expires_at}

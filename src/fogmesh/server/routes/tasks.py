@@ -1,0 +1,140 @@
+"""``/v1/tasks``: submit, list, read, cancel, explain."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from fogmesh.devices.model import DeviceType
+from fogmesh.fog.tasks import Task, TaskState, TaskType
+from fogmesh.server.auth import ReadTicket, SubmitTicket
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
+
+TaskId = Annotated[str, Path(min_length=1, max_length=64, description="task id (ULID)")]
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class PythonPayloadIn(BaseModel):
+    model_config = _STRICT
+    type: Literal["python"]
+    function: str = Field(min_length=3, max_length=300, description="module:function")
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelPayloadIn(BaseModel):
+    model_config = _STRICT
+    type: Literal["model"]
+    model_id: str = Field(min_length=1, max_length=200)
+    input: Any = None
+
+
+class CommandPayloadIn(BaseModel):
+    model_config = _STRICT
+    type: Literal["command"]
+    argv: list[str] = Field(min_length=1, max_length=1000)
+
+
+class ConstraintsIn(BaseModel):
+    model_config = _STRICT
+    device_types: list[DeviceType] | None = Field(default=None, min_length=1)
+    min_battery_percent: float | None = Field(default=None, ge=0, le=100)
+    requires_charging: bool = False
+    requires_unmetered: bool = False
+    requires_model: str | None = Field(default=None, max_length=200)
+    site: str | None = Field(default=None, max_length=200)
+
+
+class TaskSubmit(BaseModel):
+    model_config = _STRICT
+    type: TaskType
+    priority: Literal["low", "normal", "high", "critical"] = "normal"
+    cpu_cores: float = Field(default=1.0, gt=0, le=1024)
+    memory_mb: int = Field(default=256, gt=0, le=1 << 24)
+    estimated_duration: float = Field(default=60.0, gt=0, le=7 * 86_400)
+    requires_gpu: bool = False
+    payload: PythonPayloadIn | ModelPayloadIn | CommandPayloadIn | None = Field(
+        default=None, discriminator="type"
+    )
+    constraints: ConstraintsIn | None = None
+    deadline: float | None = Field(default=None, gt=0, description="epoch seconds")
+    max_attempts: int = Field(default=3, ge=1, le=100)
+
+
+class Submitted(BaseModel):
+    task_id: str
+    state: str
+
+
+class CancelIn(BaseModel):
+    model_config = _STRICT
+    reason: str = Field(default="cancelled by request", max_length=500)
+
+
+def task_json(task: Task) -> dict[str, Any]:
+    value: dict[str, Any] = msgspec.to_builtins(task)
+    return value
+
+
+@router.post("", status_code=201, response_model=Submitted)
+async def submit(body: TaskSubmit, request: Request, _: SubmitTicket) -> Submitted:
+    """Accept a task; answers once it is durable."""
+    coordinator = request.app.state.service.coordinator
+    task_id = await coordinator.submit_task(
+        body.type,
+        body.priority,
+        body.cpu_cores,
+        body.memory_mb,
+        body.estimated_duration,
+        body.requires_gpu,
+        payload=None if body.payload is None else body.payload.model_dump(),
+        deadline=body.deadline,
+        constraints=None
+        if body.constraints is None
+        else body.constraints.model_dump(exclude_none=True),
+        max_attempts=body.max_attempts,
+    )
+    return Submitted(task_id=task_id, state="pending")
+
+
+@router.get("")
+async def list_tasks(
+    request: Request,
+    _: ReadTicket,
+    state: TaskState | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, Any]:
+    """Tasks in creation order; page with ``after`` = the last id of the previous page."""
+    store = request.app.state.service.coordinator.store
+    tasks = await store.list_tasks(state, limit=limit, after=after)
+    return {"tasks": [task_json(t) for t in tasks], "next": tasks[-1].id if tasks else None}
+
+
+@router.get("/{task_id}")
+async def get_task(task_id: TaskId, request: Request, _: ReadTicket) -> Any:
+    """The task as stored, with its attempt history."""
+    return task_json(await request.app.state.service.coordinator.get_task(task_id))
+
+
+@router.post("/{task_id}/cancel")
+async def cancel(
+    task_id: TaskId,
+    request: Request,
+    _: SubmitTicket,
+    body: CancelIn | None = None,
+) -> Any:
+    """Cancel a live task; its device is told to stop."""
+    service = request.app.state.service
+    return task_json(await service.cancel_task(task_id, (body or CancelIn()).reason))
+
+
+@router.get("/{task_id}/explain")
+async def explain(task_id: TaskId, request: Request, _: ReadTicket) -> Any:
+    """Why the task is where it is (or why it is nowhere yet)."""
+    return request.app.state.service.coordinator.explain(task_id)

@@ -1,0 +1,126 @@
+"""The agent endpoint refuses bad sessions clearly, and registers nothing for them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from daemon_helpers import join_token, running_coordinator
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from fogmesh.agent.link import AgentCredentials, LinkRefused, agent_ws_url, open_link
+from fogmesh.clock import ManualClock
+from fogmesh.devices.emulated import preset
+from fogmesh.security.keys import CoordinatorKeys
+from fogmesh.server import CoordinatorService
+from fogmesh.wire.messages import Heartbeat, Register, Welcome
+
+
+def _agent_ticket(service: CoordinatorService, subject: str, clock: object = None) -> str:
+    issuer = service.keys.issuer(clock or service.clock)  # type: ignore[arg-type]
+    return issuer.issue(subject=subject, audience=service.keys.audience, scopes=("agent",), ttl=600)
+
+
+def _creds(service: CoordinatorService, where: Path, ticket: str) -> AgentCredentials:
+    creds = AgentCredentials.from_join_token(where, join_token(service))
+    creds.ticket = ticket
+    return creds
+
+
+async def _closed_with(url: str, frames: list[bytes | str]) -> tuple[int, str]:
+    async with connect(url) as ws:
+        for frame in frames:
+            await ws.send(frame)
+        with pytest.raises(ConnectionClosed) as info:
+            await ws.recv()
+            await ws.recv()
+    rcvd = info.value.rcvd
+    assert rcvd is not None
+    return rcvd.code, rcvd.reason
+
+
+async def test_malformed_frames_close_the_session(tmp_path: Path) -> None:
+    async with running_coordinator(tmp_path / "coord") as service:
+        url = agent_ws_url(service.config.url)
+        code, reason = await _closed_with(url, ["hello"])
+        assert code == 4400 and "binary" in reason
+        code, _ = await _closed_with(url, [b"\x00" * 48])
+        assert code == 4401
+        code, _ = await _closed_with(url, [b"x"])
+        assert code == 4401
+        assert service.metrics.handshake_failures
+        assert await service.coordinator.list_devices() == []
+
+
+@pytest.mark.parametrize("case", ["forged", "other_device", "expired", "enrol_reused_scope"])
+async def test_bad_agent_tickets_are_refused(tmp_path: Path, case: str) -> None:
+    async with running_coordinator(tmp_path / "coord") as service:
+        creds = _creds(service, tmp_path / "agent", "")
+        if case == "forged":
+            other = CoordinatorKeys.load_or_create(tmp_path / "other")
+            creds.ticket = other.issuer(service.clock).issue(
+                subject=creds.device_id, audience=service.keys.audience, scopes=("agent",), ttl=60
+            )
+            expected = "unknown or retired key"
+        elif case == "other_device":
+            creds.ticket = _agent_ticket(service, "dev-someoneelse")
+            expected = "different subject"
+        elif case == "expired":
+            creds.ticket = _agent_ticket(
+                service, creds.device_id, ManualClock(service.clock.time() - 3 * 86400)
+            )
+            expected = "expired"
+        else:  # a read-scoped operator ticket is neither enrol nor agent
+            creds.ticket = service.issuer.issue(
+                subject=creds.device_id, audience=service.keys.audience, scopes=("read",), ttl=60
+            )
+            expected = "'agent' scope"
+        link = await open_link(creds)
+        with pytest.raises(LinkRefused, match=expected):
+            await link.channel.recv()
+        assert await service.coordinator.list_devices() == []
+
+
+async def test_register_must_come_first_and_be_readable(tmp_path: Path) -> None:
+    async with running_coordinator(tmp_path / "coord") as service:
+        creds = _creds(service, tmp_path / "agent", "")
+        creds.ticket = _agent_ticket(service, creds.device_id)
+        link = await open_link(creds)
+        await link.channel.send(Heartbeat(seq=1, profile={}))
+        with pytest.raises(LinkRefused, match="must be 'register'"):
+            await link.channel.recv()
+        link = await open_link(creds)
+        await link.channel.send(Register(profile={"device_type": "toaster"}))
+        with pytest.raises(LinkRefused, match="profile unreadable"):
+            await link.channel.recv()
+        assert await service.coordinator.list_devices() == []
+
+
+async def test_agent_ticket_past_half_life_is_renewed(tmp_path: Path) -> None:
+    async with running_coordinator(tmp_path / "coord") as service:
+        creds = _creds(service, tmp_path / "agent", "")
+        issued_20_days_ago = ManualClock(service.clock.time() - 20 * 86400)
+        creds.ticket = service.keys.issuer(issued_20_days_ago).issue(
+            subject=creds.device_id,
+            audience=service.keys.audience,
+            scopes=("agent",),
+            ttl=30 * 86400,
+        )
+        link = await open_link(creds)
+        await link.channel.send(Register(profile=preset("desktop").to_dict()))
+        welcome = await link.channel.recv()
+        assert isinstance(welcome, Welcome) and welcome.ticket is not None
+        assert welcome.ticket_expires_at is not None
+        assert welcome.ticket_expires_at > service.clock.time() + 29 * 86400
+        service.verifier.verify(
+            welcome.ticket, audience=service.keys.audience, scope="agent", subject=creds.device_id
+        )
+        await link.close()
+        # A fresh ticket is not renewed.
+        creds.ticket = _agent_ticket(service, creds.device_id)
+        link = await open_link(creds)
+        await link.channel.send(Register(profile=preset("desktop").to_dict()))
+        welcome = await link.channel.recv()
+        assert isinstance(welcome, Welcome) and welcome.ticket is None
+        await link.close()

@@ -15,21 +15,24 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Final
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Final
 
-import dp_accounting
 import numpy as np
 import numpy.typing as npt
-from dp_accounting.pld import pld_privacy_accountant
 
 from fogmesh.clock import Clock, WallClock
 from fogmesh.errors import ConfigError, PrivacyBudgetExceeded
+
+if TYPE_CHECKING:
+    import dp_accounting
 
 __all__ = [
     "PRIVACY_BUDGETS",
@@ -58,12 +61,17 @@ PRIVACY_BUDGETS: Final[Mapping[str, DailyBudget]] = {
 }
 
 
+def _dp() -> ModuleType:
+    # dp-accounting pulls in scipy.signal (about a second); load it only when ε is computed.
+    return importlib.import_module("dp_accounting")
+
+
 def secure_rng() -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(secrets.randbits(128)))
 
 
 def gaussian_sigma(sensitivity: float, epsilon: float, delta: float) -> float:
-    return float(dp_accounting.get_sigma_gaussian(epsilon, delta)) * sensitivity
+    return float(_dp().get_sigma_gaussian(epsilon, delta)) * sensitivity
 
 
 def sample_noise(
@@ -79,9 +87,10 @@ def sample_noise(
 
 
 def _event(mechanism: str, multiplier: float) -> dp_accounting.DpEvent:
+    dp = _dp()
     if mechanism == "laplace":
-        return dp_accounting.LaplaceDpEvent(multiplier)
-    return dp_accounting.GaussianDpEvent(multiplier)
+        return dp.LaplaceDpEvent(multiplier)
+    return dp.GaussianDpEvent(multiplier)
 
 
 @lru_cache(maxsize=512)
@@ -90,8 +99,10 @@ def _composed_epsilon(events: tuple[tuple[str, float], ...], delta: float) -> fl
     because the PLD accountant costs tens of milliseconds and days repeat the same releases."""
     if not events:
         return 0.0
+    from dp_accounting.pld import pld_privacy_accountant
+
     accountant = pld_privacy_accountant.PLDAccountant()
-    accountant.compose(dp_accounting.ComposedDpEvent([_event(m, x) for m, x in events]))
+    accountant.compose(_dp().ComposedDpEvent([_event(m, x) for m, x in events]))
     return float(accountant.get_epsilon(delta))
 
 

@@ -15,6 +15,7 @@ from fogmesh.server.config import ADMIN_TICKET_FILE
 
 __all__ = [
     "AdminTicket",
+    "AgentTicket",
     "ReadTicket",
     "SubmitTicket",
     "read_admin_ticket",
@@ -71,3 +72,4 @@ def require(scope: str) -> Callable[[Request], Awaitable[Ticket]]:
 AdminTicket = Annotated[Ticket, Depends(require("admin"))]
 SubmitTicket = Annotated[Ticket, Depends(require("submit"))]
 ReadTicket = Annotated[Ticket, Depends(require("read"))]
+AgentTicket = Annotated[Ticket, Depends(require("agent"))]

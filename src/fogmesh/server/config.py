@@ -24,10 +24,15 @@ class ServerConfig:
     agent_ticket_ttl: float = 30 * 86_400.0
     admin_ticket_ttl: float = 365 * 86_400.0
     public_url: str | None = None  # the URL written into join tokens; default http://host:port
+    knowledge_k: int = 10  # k-anonymity threshold of the global knowledge store
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65_535:
             raise ConfigError("must be 0–65535", field="port")
+        if isinstance(self.knowledge_k, bool) or not (
+            isinstance(self.knowledge_k, int) and self.knowledge_k >= 2
+        ):
+            raise ConfigError("must be an integer ≥ 2", field="knowledge_k")
         if self.max_body_bytes < 1024:
             raise ConfigError("must be at least 1024", field="max_body_bytes")
 

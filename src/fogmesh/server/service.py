@@ -30,6 +30,7 @@ from fogmesh.server.config import ServerConfig
 from fogmesh.server.metrics import Metrics
 from fogmesh.server.seen import StoreSeenStore
 from fogmesh.store import Store, open_store
+from fogmesh.twin.elevation import GlobalKnowledgeStore
 
 __all__ = ["RUNTIME_FILE", "CoordinatorService", "run_coordinator"]
 
@@ -53,6 +54,7 @@ class CoordinatorService:
         self._verifier: TicketVerifier | None = None
         self._started = False
         self.admin_ticket = ""
+        self.knowledge = GlobalKnowledgeStore(k=config.knowledge_k)
 
     # Accessors raise instead of returning None so route code stays simple and typed.
     @property
@@ -87,6 +89,9 @@ class CoordinatorService:
         self._keys = await asyncio.to_thread(CoordinatorKeys.load_or_create, data_dir)
         self._store = await open_store(self.config.db_url, data_dir)
         self._seen = StoreSeenStore(self._store, self.clock)
+        saved = await self._store.get_value("global_knowledge")
+        if isinstance(saved, dict):
+            self.knowledge.load_state(saved)
         await self._seen.load()
         self._verifier = self._keys.verifier(self.clock, seen=self._seen)
         self._coordinator = FogCoordinator(

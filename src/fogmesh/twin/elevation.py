@@ -8,8 +8,8 @@ It hands ``Contribution`` values to a pluggable sink (a callable: in-process sto
 Coordinator side, ``GlobalKnowledgeStore.accept`` re-checks what it cannot trust a device to have
 done: the consent flag, that the topic is anonymised, that the count was noised (a mechanism and
 a positive ε are declared). An item is published only once at least k distinct contributors
-offered it (k-anonymity); its count is the sum of the noised counts. The HTTP endpoint that
-feeds it belongs to the coordinator service, not here.
+offered it (k-anonymity); its count is the sum of the noised counts. The coordinator
+service feeds it from ``POST /v1/knowledge`` (see ``fogmesh.server.routes.knowledge``).
 """
 
 from __future__ import annotations
@@ -106,3 +106,10 @@ class GlobalKnowledgeStore:
 
     def pending(self) -> int:
         return sum(1 for by in self._items.values() if not k_anonymous(by, self.k))
+
+    def to_state(self) -> dict[str, dict[str, float]]:
+        """Every noised count by topic and contributor (JSON-able, for the coordinator's store)."""
+        return {topic: dict(by) for topic, by in self._items.items()}
+
+    def load_state(self, state: Mapping[str, Mapping[str, float]]) -> None:
+        self._items = {str(t): {str(c): float(n) for c, n in by.items()} for t, by in state.items()}

@@ -1,5 +1,5 @@
 """REST routes, one module per resource: ``system`` (health, metrics, status, join tokens),
-``tasks`` and ``devices``."""
+``tasks``, ``devices`` and ``knowledge`` (the global store the twins elevate to)."""
 
 from __future__ import annotations
 

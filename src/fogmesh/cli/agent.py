@@ -14,7 +14,7 @@ import typer
 from fogmesh._version import __version__
 from fogmesh.agent.daemon import AgentConfig, AgentDaemon, Runner
 from fogmesh.config import load_settings
-from fogmesh.devices.sensors import sensor_source_from_env
+from fogmesh.devices.sensors import SensorSource, sensor_source_from_env
 from fogmesh.errors import ConfigError
 
 __all__ = ["agent"]
@@ -90,6 +90,23 @@ def agent(
         float, typer.Option("--backoff-max", help="longest wait between reconnect attempts")
     ] = 30.0,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning")] = "info",
+    # -- emulated devices (docs/emulation.md) --
+    emulate: Annotated[
+        str | None,
+        typer.Option(
+            "--emulate",
+            help="phone|tablet|laptop|desktop|raspberry_pi: battery and heat follow real work",
+        ),
+    ] = None,
+    battery: Annotated[
+        float | None, typer.Option("--battery", help="with --emulate: starting battery %")
+    ] = None,
+    charging: Annotated[
+        bool, typer.Option("--charging", help="with --emulate: plugged in (charges per model)")
+    ] = False,
+    ambient: Annotated[
+        float | None, typer.Option("--ambient", help="with --emulate: room temperature °C")
+    ] = None,
 ) -> None:
     """Connect this device to a coordinator and run the work it is given.
 
@@ -115,9 +132,38 @@ def agent(
         stop_grace=max(0.0, stop_grace),
         agent_version=__version__,
     )
-    daemon = AgentDaemon(
-        config,
-        _runner(runner, allow_commands, workers),
-        sensors=sensor_source_from_env(profile),
-    )
+    task_runner = _runner(runner, allow_commands, workers)
+    sensors: SensorSource
+    if emulate is not None:
+        sensors, task_runner = _emulated(
+            emulate, profile, battery, charging, ambient, config, task_runner
+        )
+    elif battery is not None or charging or ambient is not None:
+        raise ConfigError("--battery, --charging and --ambient need --emulate", field="--emulate")
+    else:
+        sensors = sensor_source_from_env(profile)
+    daemon = AgentDaemon(config, task_runner, sensors=sensors)
     asyncio.run(_serve(daemon))
+
+
+def _emulated(
+    kind: str,
+    profile: str | None,
+    battery: float | None,
+    charging: bool,
+    ambient: float | None,
+    config: AgentConfig,
+    task_runner: Runner,
+) -> tuple[SensorSource, Runner]:
+    """An emulated device whose power model is fed the CPU time the real runner measures."""
+    from fogmesh.agent.emulated_power import MeteredRunner, emulated_device
+
+    sensors = emulated_device(
+        kind,
+        profile=profile,
+        battery=battery,
+        charging=charging,
+        ambient_c=ambient,
+        energy_file=config.data_dir / "energy.json",
+    )
+    return sensors, MeteredRunner(task_runner, sensors)

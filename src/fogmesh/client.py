@@ -1,0 +1,353 @@
+"""``FogClient``: a small typed client of a running coordinator's REST API.
+
+The CLI's ``submit``/``tasks``/``task``/``explain``/``devices``/``clusters`` commands are thin
+wrappers over it. Errors come back as the same ``FogmeshError`` types the coordinator raised
+(the wire carries ``{"error": {"code", "reason"}}``), and a coordinator that cannot be reached is
+one ``TransportError`` that says how to start one; no httpx exception leaves this module.
+
+Finding the coordinator (``connect``): an explicit URL, else ``FOGMESH_COORDINATOR``, else the
+``coordinator.json`` a running coordinator writes into its data directory. The ticket: an
+explicit one, else ``FOGMESH_TICKET``, else ``admin.ticket`` in that data directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+from urllib.parse import quote
+
+import httpx
+
+from fogmesh import errors
+from fogmesh.config import load_settings
+from fogmesh.errors import (
+    ConfigError,
+    FogmeshError,
+    InvalidRequest,
+    NotFound,
+    SchedulingError,
+    TaskNotFound,
+    TicketError,
+    TicketScopeError,
+    TransportError,
+)
+
+__all__ = [
+    "TERMINAL_STATES",
+    "FogClient",
+    "WaitTimeout",
+    "connect",
+    "error_from_response",
+    "find_coordinator",
+    "find_ticket",
+]
+
+TERMINAL_STATES: Final = frozenset({"completed", "failed", "cancelled"})
+RUNTIME_FILE: Final = "coordinator.json"  # written by the coordinator service at start
+TICKET_FILE: Final = "admin.ticket"
+_START_HINT: Final = "start one with `fogmesh coordinator`"
+
+
+class WaitTimeout(FogmeshError):
+    """A task did not finish within the time the caller was prepared to wait."""
+
+    code = "wait_timeout"
+
+
+def _error_classes() -> dict[str, type[FogmeshError]]:
+    found: dict[str, type[FogmeshError]] = {}
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        if isinstance(cls, type) and issubclass(cls, FogmeshError):
+            found.setdefault(cls.code, cls)
+    return found
+
+
+_BY_CODE: Final = _error_classes()
+# When the coordinator answers with a code this client does not know (a newer server), the HTTP
+# status still says which family of error it is.
+_BY_STATUS: Final[dict[int, type[FogmeshError]]] = {
+    401: TicketError,
+    403: TicketScopeError,
+    404: NotFound,
+    409: SchedulingError,
+    413: InvalidRequest,
+    422: InvalidRequest,
+}
+
+
+def error_from_response(
+    response: httpx.Response, *, not_found: type[NotFound] = NotFound
+) -> FogmeshError:
+    """The ``FogmeshError`` an error response stands for. ``not_found`` refines a bare 404
+    (an id the route did not know) into the resource's own error, e.g. ``TaskNotFound``."""
+    code: str | None = None
+    reason: str | None = None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        raw_code, raw_reason = body["error"].get("code"), body["error"].get("reason")
+        code = raw_code if isinstance(raw_code, str) else None
+        reason = raw_reason if isinstance(raw_reason, str) else None
+    status = response.status_code
+    cls = _BY_CODE.get(code or "") or _BY_STATUS.get(status) or FogmeshError
+    if cls is NotFound:
+        cls = not_found
+    if reason is None:
+        reason = f"coordinator answered HTTP {status} {response.reason_phrase}".rstrip()
+    elif status in (401, 403):
+        reason = f"{reason} (pass --ticket, or set FOGMESH_TICKET)"
+    return cls(reason, status=status)
+
+
+class FogClient:
+    """A synchronous client of one coordinator; use it as a context manager or ``close()`` it."""
+
+    def __init__(
+        self,
+        url: str,
+        ticket: str | None,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        headers = {"Authorization": f"Bearer {ticket}"} if ticket else {}
+        try:
+            self._http = httpx.Client(
+                base_url=self.url, headers=headers, timeout=timeout, transport=transport
+            )
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise ConfigError(f"not a usable URL {url!r}: {exc}", field="--url") from exc
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> FogClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- the API ----------------------------------------------------------------------------
+    def submit(
+        self,
+        task_type: str,
+        *,
+        priority: str = "normal",
+        cpu_cores: float = 1.0,
+        memory_mb: int = 256,
+        estimated_duration: float = 60.0,
+        requires_gpu: bool = False,
+        payload: Mapping[str, Any] | None = None,
+        constraints: Mapping[str, Any] | None = None,
+        deadline: float | None = None,
+        max_attempts: int = 3,
+    ) -> dict[str, Any]:
+        """Submit a task; ``{"task_id", "state"}`` once the coordinator has stored it.
+        ``deadline`` is in epoch seconds."""
+        body: dict[str, Any] = {
+            "type": task_type,
+            "priority": priority,
+            "cpu_cores": cpu_cores,
+            "memory_mb": memory_mb,
+            "estimated_duration": estimated_duration,
+            "requires_gpu": requires_gpu,
+            "max_attempts": max_attempts,
+        }
+        if payload is not None:
+            body["payload"] = dict(payload)
+        if constraints is not None:
+            body["constraints"] = dict(constraints)
+        if deadline is not None:
+            body["deadline"] = deadline
+        return self._object("POST", "/v1/tasks", json=body)
+
+    def tasks(
+        self, state: str | None = None, limit: int = 100, after: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Tasks in creation order (one page of at most ``limit``, after the id ``after``)."""
+        params: dict[str, str | int] = {"limit": limit}
+        if state is not None:
+            params["state"] = state
+        if after is not None:
+            params["after"] = after
+        return self._list("GET", "/v1/tasks", "tasks", params=params)
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        """The task as stored, with its attempt history."""
+        return self._object("GET", f"/v1/tasks/{_segment(task_id)}", not_found=TaskNotFound)
+
+    def cancel(self, task_id: str, reason: str = "cancelled by request") -> dict[str, Any]:
+        return self._object(
+            "POST",
+            f"/v1/tasks/{_segment(task_id)}/cancel",
+            json={"reason": reason},
+            not_found=TaskNotFound,
+        )
+
+    def explain(self, task_id: str) -> dict[str, Any]:
+        """The scheduler's reasons for where the task is, or why it is nowhere yet."""
+        return self._object("GET", f"/v1/tasks/{_segment(task_id)}/explain", not_found=TaskNotFound)
+
+    def devices(self) -> list[dict[str, Any]]:
+        return self._list("GET", "/v1/devices", "devices")
+
+    def status(self) -> dict[str, Any]:
+        """Tasks by state, queue by priority, devices, utilisation and clusters."""
+        return self._object("GET", "/v1/status")
+
+    def wait(
+        self,
+        task_id: str,
+        timeout: float = 300.0,
+        *,
+        on_poll: Callable[[dict[str, Any]], None] | None = None,
+        first_delay: float = 0.05,
+        max_delay: float = 1.0,
+    ) -> dict[str, Any]:
+        """Poll the task until it is completed, failed or cancelled; ``WaitTimeout`` after
+        ``timeout`` seconds. The poll interval doubles from ``first_delay`` to ``max_delay`` so
+        short tasks answer quickly and long ones do not load the coordinator."""
+        deadline = time.monotonic() + timeout
+        delay = first_delay
+        while True:
+            task = self.task(task_id)
+            if on_poll is not None:
+                on_poll(task)
+            if task.get("state") in TERMINAL_STATES:
+                return task
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WaitTimeout(
+                    f"task {task_id} is still {task.get('state')} after {timeout:g} s "
+                    f"(see `fogmesh explain {task_id}`)",
+                    task_id=task_id,
+                    state=task.get("state"),
+                )
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, max_delay)
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str | int] | None = None,
+        not_found: type[NotFound] = NotFound,
+    ) -> Any:
+        try:
+            response = self._http.request(method, path, json=json, params=params)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise TransportError(f"no coordinator at {self.url}; {_START_HINT}") from exc
+        except httpx.UnsupportedProtocol as exc:
+            raise ConfigError(
+                f"not a usable URL {self.url!r} (use http://host:port)", field="--url"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise TransportError(
+                f"coordinator at {self.url} did not answer {method} {path}: "
+                f"{exc or type(exc).__name__}"
+            ) from exc
+        if response.is_error:
+            raise error_from_response(response, not_found=not_found)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise TransportError(
+                f"{self.url} answered {method} {path} with something other than JSON; "
+                "is it a fogmesh coordinator?"
+            ) from exc
+
+    def _object(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        value = self._request(method, path, **kwargs)
+        if not isinstance(value, dict):
+            raise TransportError(f"{self.url} answered {method} {path} with an unexpected shape")
+        return value
+
+    def _list(self, method: str, path: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
+        items = self._object(method, path, **kwargs).get(key)
+        if not isinstance(items, list):
+            raise TransportError(f"{self.url} answered {method} {path} without a {key!r} list")
+        return items
+
+
+def _segment(task_id: str) -> str:
+    # An id is one path segment; quoting keeps a stray "/" or "?" from reaching another route.
+    if not task_id:
+        raise InvalidRequest("a task id cannot be empty", field="task_id")
+    return quote(task_id, safe="")
+
+
+def find_coordinator(url: str | None = None, data_dir: Path | None = None) -> str:
+    """The coordinator's URL: ``url``, else ``FOGMESH_COORDINATOR``, else the data directory's
+    ``coordinator.json``; a ``ConfigError`` naming all three when none gives one."""
+    if url:
+        return url
+    settings = load_settings(home=data_dir)
+    if settings.coordinator:
+        return settings.coordinator
+    runtime = settings.home / RUNTIME_FILE
+    try:
+        info = json.loads(runtime.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TransportError(
+            f"no coordinator found: no {runtime} (pass --url or set FOGMESH_COORDINATOR, "
+            f"or {_START_HINT})"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read {runtime}: {exc}", field="--data-dir") from exc
+    found = info.get("url") if isinstance(info, dict) else None
+    if not isinstance(found, str) or not found:
+        raise ConfigError(f"{runtime} has no coordinator URL", field="--data-dir")
+    return found
+
+
+def find_ticket(ticket: str | None = None, data_dir: Path | None = None) -> str:
+    """The bearer ticket: ``ticket``, else ``FOGMESH_TICKET``, else ``admin.ticket`` in the
+    data directory (readable only on the coordinator's machine, by its user)."""
+    if ticket:
+        return ticket.strip()
+    from_env = os.environ.get("FOGMESH_TICKET", "").strip()
+    if from_env:
+        return from_env
+    path = load_settings(home=data_dir).home / TICKET_FILE
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        text = ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TicketError(f"cannot read the admin ticket {path}: {exc}") from exc
+    if not text:
+        raise TicketError(
+            f"no ticket: pass --ticket, set FOGMESH_TICKET, or use --data-dir of the "
+            f"coordinator (no {path})"
+        )
+    return text
+
+
+def connect(
+    url: str | None = None,
+    ticket: str | None = None,
+    data_dir: Path | None = None,
+    *,
+    timeout: float = 10.0,
+) -> FogClient:
+    """A client of the coordinator found as ``find_coordinator`` and ``find_ticket`` say."""
+    return FogClient(
+        find_coordinator(url, data_dir), find_ticket(ticket, data_dir), timeout=timeout
+    )

@@ -45,11 +45,38 @@ def version(
 
 
 def _register_groups() -> None:
-    from fogmesh.cli import demo, device, token
+    from fogmesh.cli import (
+        agent,
+        coordinator,
+        demo,
+        deploy,
+        device,
+        fleet,
+        model,
+        simulate,
+        tasks,
+        token,
+        twin,
+    )
 
-    app.add_typer(device.app, name="device")
-    app.add_typer(token.app, name="token")
+    # operators: run a fog and use it
     app.command(name="demo")(demo.demo)
+    app.command(name="coordinator")(coordinator.coordinator)
+    app.command(name="agent")(agent.agent)
+    app.add_typer(token.app, name="token")
+    app.command(name="submit")(tasks.submit)
+    app.command(name="tasks")(tasks.tasks)
+    app.command(name="task")(tasks.task)
+    app.command(name="explain")(tasks.explain)
+    app.command(name="devices")(fleet.devices)
+    app.command(name="clusters")(fleet.clusters)
+    # models and deployments
+    app.add_typer(model.app, name="model")
+    app.command(name="deploy")(deploy.deploy)
+    # this device, its twin, and the fleet simulator
+    app.add_typer(device.app, name="device")
+    app.add_typer(twin.app, name="twin")
+    app.command(name="simulate")(simulate.simulate)
 
 
 _register_groups()

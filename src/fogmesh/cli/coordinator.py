@@ -10,10 +10,6 @@ from typing import Annotated
 import typer
 
 from fogmesh.config import load_settings
-from fogmesh.fog.coordinator import CoordinatorConfig
-from fogmesh.fog.lifecycle import LifecycleConfig
-from fogmesh.server.config import ServerConfig
-from fogmesh.server.service import run_coordinator
 
 __all__ = ["coordinator"]
 
@@ -51,6 +47,13 @@ def coordinator(
     Example: fogmesh coordinator --data-dir ./fog --port 8700
     """
     settings = load_settings(home=data_dir)
+    # The service stack (FastAPI, SQLAlchemy) loads only for this command, so every other
+    # command — and an agent on a phone — starts without it.
+    from fogmesh.fog.coordinator import CoordinatorConfig
+    from fogmesh.fog.lifecycle import LifecycleConfig
+    from fogmesh.server.config import ServerConfig
+    from fogmesh.server.service import run_coordinator
+
     config = ServerConfig(
         data_dir=settings.home,
         host=host,

@@ -1,24 +1,34 @@
 """Edge management: the EdgeManager, the model registry, variant choice, chunked transfer and
-the device-side model cache."""
+the device-side model cache.
 
-from fogmesh.edge.builtin import BUILTIN_MODELS
-from fogmesh.edge.cache import CachedModel, ModelCache, default_cache_dir
-from fogmesh.edge.deployments import Deployment, DeploymentNotFound, DeploymentState
-from fogmesh.edge.manager import EdgeDevice, EdgeManager
-from fogmesh.edge.models import MAX_MODEL_BYTES, ModelInfo, ModelRegistry, TensorSpec
-from fogmesh.edge.monitor import ChangeThresholds, significant_changes
-from fogmesh.edge.transfer import (
-    INTERNET_CHUNK_MULTIPLIER,
-    MAX_CHUNK_BYTES,
-    Link,
-    ModelChunk,
-    ModelReceiver,
-    ModelSender,
-    TransferOffer,
-    chunk_size_for,
-    link_for,
-)
-from fogmesh.edge.variants import Variant, VariantChoice, choose_variant, memory_needed_mb
+Names load on first use: a device that only needs the model cache or the transfer receiver does
+not import the coordinator and its store.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fogmesh.edge.builtin import BUILTIN_MODELS
+    from fogmesh.edge.cache import CachedModel, ModelCache, default_cache_dir
+    from fogmesh.edge.deployments import Deployment, DeploymentNotFound, DeploymentState
+    from fogmesh.edge.manager import EdgeDevice, EdgeManager
+    from fogmesh.edge.models import MAX_MODEL_BYTES, ModelInfo, ModelRegistry, TensorSpec
+    from fogmesh.edge.monitor import ChangeThresholds, significant_changes
+    from fogmesh.edge.transfer import (
+        INTERNET_CHUNK_MULTIPLIER,
+        MAX_CHUNK_BYTES,
+        Link,
+        ModelChunk,
+        ModelReceiver,
+        ModelSender,
+        TransferOffer,
+        chunk_size_for,
+        link_for,
+    )
+    from fogmesh.edge.variants import Variant, VariantChoice, choose_variant, memory_needed_mb
 
 __all__ = [
     "BUILTIN_MODELS",
@@ -50,3 +60,43 @@ __all__ = [
     "memory_needed_mb",
     "significant_changes",
 ]
+
+_HOME = {
+    "BUILTIN_MODELS": "fogmesh.edge.builtin",
+    "CachedModel": "fogmesh.edge.cache",
+    "ChangeThresholds": "fogmesh.edge.monitor",
+    "Deployment": "fogmesh.edge.deployments",
+    "DeploymentNotFound": "fogmesh.edge.deployments",
+    "DeploymentState": "fogmesh.edge.deployments",
+    "EdgeDevice": "fogmesh.edge.manager",
+    "EdgeManager": "fogmesh.edge.manager",
+    "INTERNET_CHUNK_MULTIPLIER": "fogmesh.edge.transfer",
+    "Link": "fogmesh.edge.transfer",
+    "MAX_CHUNK_BYTES": "fogmesh.edge.transfer",
+    "MAX_MODEL_BYTES": "fogmesh.edge.models",
+    "ModelCache": "fogmesh.edge.cache",
+    "ModelChunk": "fogmesh.edge.transfer",
+    "ModelInfo": "fogmesh.edge.models",
+    "ModelReceiver": "fogmesh.edge.transfer",
+    "ModelRegistry": "fogmesh.edge.models",
+    "ModelSender": "fogmesh.edge.transfer",
+    "TensorSpec": "fogmesh.edge.models",
+    "TransferOffer": "fogmesh.edge.transfer",
+    "Variant": "fogmesh.edge.variants",
+    "VariantChoice": "fogmesh.edge.variants",
+    "choose_variant": "fogmesh.edge.variants",
+    "chunk_size_for": "fogmesh.edge.transfer",
+    "default_cache_dir": "fogmesh.edge.cache",
+    "link_for": "fogmesh.edge.transfer",
+    "memory_needed_mb": "fogmesh.edge.variants",
+    "significant_changes": "fogmesh.edge.monitor",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'fogmesh.edge' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value

@@ -9,7 +9,7 @@ from fogmesh.cli.demo import DEMO_PRESETS
 
 
 def test_demo_json_shows_this_machine_and_every_emulated_preset() -> None:
-    result = CliRunner().invoke(app, ["demo", "--json"])
+    result = CliRunner().invoke(app, ["demo", "--devices-only", "--json"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
     assert out["this_machine"]["optimization"]["power_mode"] in {
@@ -28,7 +28,7 @@ def test_demo_json_shows_this_machine_and_every_emulated_preset() -> None:
 
 
 def test_demo_table_names_the_reasons() -> None:
-    result = CliRunner().invoke(app, ["demo"], env={"COLUMNS": "160"})
+    result = CliRunner().invoke(app, ["demo", "--devices-only"], env={"COLUMNS": "160"})
     assert result.exit_code == 0, result.output
     assert "phone-critical-battery" in result.output
     assert "critical 10%" in result.output

@@ -1,15 +1,20 @@
-"""``fogmesh demo``: this machine as detected and decided, next to emulated devices.
+"""``fogmesh demo``: a whole fog on this machine, or (``--devices-only``) the device view.
 
-For now the demo shows the foundation at work: real detection of this machine, the Mobile
-Resource Manager's live decision for it, and the same decision for a handful of emulated device
-states side by side — the same code path the coordinator and agents use.
+By default the demo starts a coordinator, this machine's agent and emulated devices as real
+processes on 127.0.0.1 and runs a mixed workload through them (``fogmesh.cli.fogdemo``).
+
+``--devices-only`` shows the foundation at work without starting anything: real detection of this
+machine, the Mobile Resource Manager's live decision for it, and the same decision for a handful
+of emulated device states side by side — the same code path the coordinator and agents use.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
+from types import FrameType
 from typing import Any
 
 import typer
@@ -84,14 +89,55 @@ def _side_by_side(rows: list[tuple[str, DeviceProfile, ResourceOptimization]]) -
 
 def demo(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object for scripts"),
+    devices_only: bool = typer.Option(
+        False, "--devices-only", help="only show this machine and emulated devices side by side"
+    ),
+    agents: int = typer.Option(11, "--agents", min=1, max=11, help="devices in the demo fog"),
+    tasks: int = typer.Option(48, "--tasks", min=1, max=500, help="tasks to run"),
+    keep: bool = typer.Option(False, "--keep", help="keep the temporary data dir and logs"),
 ) -> None:
-    """Show this machine and ten emulated devices, and what each may do right now.
+    """Run a fog on this machine: a coordinator, this machine's agent and emulated devices.
 
-    This machine's detected capabilities and live decision come first, then emulated phones,
-    tablets, laptops, desktops and a Raspberry Pi side by side.
+    Starts every process on 127.0.0.1 in a temporary data dir, runs a mixed workload (matrix
+    products, training steps, embeddings, preprocessing) with live progress, checks every result
+    and shows where the work ran, the energy drawn from batteries versus the wall and the work
+    steered away — then stops everything it started. --devices-only shows this machine's
+    detected capabilities and live decision next to emulated devices instead, starting nothing.
 
-    Example: fogmesh demo --json
+    Example: fogmesh demo --agents 3 --tasks 8 --json
     """
+    if devices_only:
+        _devices_view(as_json)
+        return
+    from fogmesh.cli.fogdemo import DemoError, render_summary, run_fog_demo
+
+    progress = Console(stderr=True) if as_json else console
+    # SIGTERM unwinds like Ctrl-C, so the demo's finally stops every process it started.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        summary = run_fog_demo(agents=agents, tasks=tasks, keep=keep, console=progress)
+    except KeyboardInterrupt:
+        Console(stderr=True).print("demo interrupted; everything it started is stopped")
+        raise typer.Exit(130) from None
+    except DemoError as exc:
+        Console(stderr=True).print(f"[red]demo failed:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if as_json:
+        typer.echo(json.dumps(summary))
+    else:
+        render_summary(summary, console)
+    ok = summary["tasks"].get("completed", 0) == summary["tasks"]["submitted"]
+    if not ok or summary["results"]["wrong"]:
+        raise typer.Exit(1)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _devices_view(as_json: bool) -> None:
     policy = ResourcePolicy()
     sensors = RealSensors()
     sensors.capabilities()

@@ -26,6 +26,7 @@ lint: venv
 	$(BIN)/mypy src
 
 bench: venv
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	@for b in benchmarks/bench_*.py; do echo "# $$b" >&2; $(BIN)/python $$b || exit 1; done
 
 clean:

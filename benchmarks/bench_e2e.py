@@ -521,7 +521,8 @@ def main() -> None:
             idle_rss(fog, args.idle)
             tiny_tasks(fog, client, args.tasks, ray)
             for n in (int(x) for x in args.emulated.split(",") if x.strip()):
-                emulated(fog, client, ticket, n, args.beat)
+                if n > 0:  # 0 means "skip", like an empty list
+                    emulated(fog, client, ticket, n, args.beat)
         finally:
             client.close()
         fog.note_children()

@@ -48,7 +48,7 @@ import httpx
 import psutil
 
 from fogmesh.agent.link import AgentCredentials, Link, open_link
-from fogmesh.cli.fogdemo import DemoError, _Fog, _poll
+from fogmesh.cli.fogdemo import DemoError, LocalFog, poll_until
 from fogmesh.client import TERMINAL_STATES, FogClient
 from fogmesh.wire.messages import Enrolled, Goodbye, Heartbeat, HeartbeatAck, Register, Welcome
 
@@ -132,7 +132,7 @@ def ray_baseline(n: int) -> dict[str, float] | None:
 
 
 # -- the fog -------------------------------------------------------------------------------
-def start_fog(fog: _Fog) -> tuple[FogClient, str, dict[str, float]]:
+def start_fog(fog: LocalFog) -> tuple[FogClient, str, dict[str, float]]:
     """Coordinator + agents; returns the client, the admin ticket and each agent's spawn time."""
     fog.spawn(
         "coordinator",
@@ -157,7 +157,7 @@ def start_fog(fog: _Fog) -> tuple[FogClient, str, dict[str, float]]:
         except httpx.HTTPError:
             return False
 
-    _poll(up, 40, "the coordinator to answer /healthz")
+    poll_until(up, 40, "the coordinator to answer /healthz")
     ticket = ticket_file.read_text().strip()
     spawned: dict[str, float] = {}
     for i in range(AGENTS):
@@ -187,13 +187,13 @@ def start_fog(fog: _Fog) -> tuple[FogClient, str, dict[str, float]]:
     return FogClient(fog.url, ticket, timeout=30), ticket, spawned
 
 
-def registration(fog: _Fog, client: FogClient, spawned: dict[str, float]) -> None:
+def registration(fog: LocalFog, client: FogClient, spawned: dict[str, float]) -> None:
     def ready() -> list[dict[str, Any]] | None:
         fog.check_alive()
         devices = [d for d in client.devices() if d.get("connected")]
         return devices if len(devices) >= AGENTS else None
 
-    devices = _poll(ready, 60, f"{AGENTS} agents to register")
+    devices = poll_until(ready, 60, f"{AGENTS} agents to register")
     by_agent: dict[str, float] = {}
     for name, t_spawn in spawned.items():
         text = (fog.root / name / "agent" / "agent.json").read_text()
@@ -213,7 +213,7 @@ def registration(fog: _Fog, client: FogClient, spawned: dict[str, float]) -> Non
     )
 
 
-def idle_rss(fog: _Fog, idle_s: float) -> None:
+def idle_rss(fog: LocalFog, idle_s: float) -> None:
     time.sleep(idle_s)
     agent_mb: list[float] = []
     workers_mb: list[float] = []
@@ -249,7 +249,7 @@ def idle_rss(fog: _Fog, idle_s: float) -> None:
     )
 
 
-def tiny_tasks(fog: _Fog, client: FogClient, n: int, ray: dict[str, float] | None) -> None:
+def tiny_tasks(fog: LocalFog, client: FogClient, n: int, ray: dict[str, float] | None) -> None:
     def one(i: int) -> str:
         reply = client.submit(
             "validation",
@@ -269,7 +269,7 @@ def tiny_tasks(fog: _Fog, client: FogClient, n: int, ray: dict[str, float] | Non
         counts: dict[str, int] = dict(client.status()["tasks"])
         return sum(counts.get(s, 0) for s in TERMINAL_STATES) >= n
 
-    _poll(finished, 120 + n * 0.5, f"{n} tasks to finish")
+    poll_until(finished, 120 + n * 0.5, f"{n} tasks to finish")
     tasks: list[dict[str, Any]] = []
     after: str | None = None
     while True:
@@ -452,7 +452,7 @@ async def _run_emulated(
     }
 
 
-def emulated(fog: _Fog, client: FogClient, ticket: str, n: int, beat_s: float) -> None:
+def emulated(fog: LocalFog, client: FogClient, ticket: str, n: int, beat_s: float) -> None:
     profile = dict(client.devices()[0]["profile"])
     coordinator = psutil.Process(fog.procs["coordinator"].pid)
     out = asyncio.run(_run_emulated(fog.url, ticket, fog.root, n, profile, beat_s, coordinator))
@@ -513,7 +513,7 @@ def main() -> None:
     args = parser.parse_args()
     ray = ray_baseline(args.tasks)
     root = Path(tempfile.mkdtemp(prefix="fogmesh-bench-e2e-"))
-    fog = _Fog(root)
+    fog = LocalFog(root)
     try:
         client, ticket, spawned = start_fog(fog)
         try:

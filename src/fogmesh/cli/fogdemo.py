@@ -36,7 +36,16 @@ from rich.table import Table
 
 from fogmesh.client import TERMINAL_STATES, FogClient
 
-__all__ = ["FLEET", "DemoAgent", "DemoError", "build_workload", "run_fog_demo"]
+__all__ = [
+    "FLEET",
+    "DemoAgent",
+    "DemoError",
+    "LocalFog",
+    "build_workload",
+    "free_port",
+    "poll_until",
+    "run_fog_demo",
+]
 
 T = TypeVar("T")
 _CLI_DIR = Path(__file__).resolve().parent
@@ -179,14 +188,14 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
 
 
-def _poll(check: Callable[[], T | None], within: float, what: str) -> T:
+def poll_until(check: Callable[[], T | None], within: float, what: str) -> T:
     deadline = time.monotonic() + within
     while True:
         value = check()
@@ -198,9 +207,12 @@ def _poll(check: Callable[[], T | None], within: float, what: str) -> T:
 
 
 @dataclass
-class _Fog:
+class LocalFog:
+    """A coordinator and agents as local subprocesses on 127.0.0.1, all stopped by
+    ``stop_all`` (the demo and ``benchmarks/bench_e2e.py`` share it)."""
+
     root: Path
-    port: int = field(default_factory=_free_port)
+    port: int = field(default_factory=free_port)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     pids: set[int] = field(default_factory=set)
     children: list[Any] = field(default_factory=list)  # psutil.Process of the agents' workers
@@ -270,7 +282,7 @@ class _Fog:
 
 
 def _device_names(
-    fog: _Fog, agents: list[DemoAgent], devices: list[dict[str, Any]]
+    fog: LocalFog, agents: list[DemoAgent], devices: list[dict[str, Any]]
 ) -> dict[str, DemoAgent]:
     by_id: dict[str, DemoAgent] = {}
     for agent in agents:
@@ -305,7 +317,7 @@ def run_fog_demo(
     started = time.monotonic()
     fleet = list(FLEET[: max(1, min(agents, len(FLEET)))])
     root = Path(tempfile.mkdtemp(prefix="fogmesh-demo-"))
-    fog = _Fog(root)
+    fog = LocalFog(root)
     summary: dict[str, Any] = {"data_dir": str(root), "kept": keep}
     try:
         out.print(f"[bold]fogmesh demo[/]: coordinator on {fog.url}, data in {root}")
@@ -332,7 +344,7 @@ def run_fog_demo(
             except httpx.HTTPError:
                 return False
 
-        _poll(coordinator_up, 40, "the coordinator to answer /healthz")
+        poll_until(coordinator_up, 40, "the coordinator to answer /healthz")
         ticket = ticket_file.read_text().strip()
         client = FogClient(fog.url, ticket, timeout=10)
         try:
@@ -366,7 +378,7 @@ def run_fog_demo(
                 devices = [d for d in client.devices() if d.get("connected")]
                 return devices if len(devices) >= len(fleet) else None
 
-            devices = _poll(all_ready, 60, f"{len(fleet)} agents to register")
+            devices = poll_until(all_ready, 60, f"{len(fleet)} agents to register")
             names = _device_names(fog, fleet, devices)
             fog.note_children()
             out.print(
@@ -458,7 +470,7 @@ def _submit_all(client: FogClient, workload: list[dict[str, Any]]) -> dict[str, 
 
 
 def _progress(
-    client: FogClient, fog: _Fog, total: int, out: Console, timeout: float
+    client: FogClient, fog: LocalFog, total: int, out: Console, timeout: float
 ) -> dict[str, int]:
     with Progress(
         TextColumn("[bold]tasks"),
@@ -478,12 +490,12 @@ def _progress(
             bar.update(job, completed=finished, description=_state_line(counts))
             return counts if finished >= total else None
 
-        return _poll(done, timeout, f"{total} tasks to finish")
+        return poll_until(done, timeout, f"{total} tasks to finish")
 
 
 def _summarise(
     client: FogClient,
-    fog: _Fog,
+    fog: LocalFog,
     fleet: list[DemoAgent],
     names: dict[str, DemoAgent],
     submitted: dict[str, dict[str, Any]],

@@ -38,3 +38,6 @@ def persona() -> Persona:
 def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FOGMESH_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("FOGMESH_PROFILE", raising=False)
+    # The persona's routine is laid out in UTC; a twin that follows the device's zone must read
+    # it in UTC on any machine (tests of other zones say so explicitly).
+    monkeypatch.setenv("TZ", "UTC")

@@ -72,6 +72,8 @@ def test_errors_are_one_line_and_exit_1(
         (["ingest", "--source", "app_usage", str(usage)], "no consent for app_usage"),
         (["consent", "grant", "apps"], "unknown data source 'apps'"),
         (["init", "--retention-hours", "48"], "max_data_retention_hours"),
+        (["init", "--timezone", "Mars/Olympus_Mons"], "unknown time zone"),
+        (["predict", "--at", "yesterday-ish"], "cannot read 'yesterday-ish' as a time"),
     ]
     for args, message in cases:
         argv = ["fogmesh", "twin", *args, "--data-dir", str(tmp_path / "t")]
@@ -94,6 +96,24 @@ def test_every_command_has_help_with_an_example() -> None:
         ["status"],
         ["forget"],
         ["privacy-report"],
+        ["rotate-key"],
     ):
         result = runner.invoke(app, ["twin", *args, "--help"])
         assert result.exit_code == 0 and "Example: fogmesh twin" in result.output
+
+
+def test_init_embeddings_without_the_extra_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import fogmesh.cli.twin as twin_cli
+
+    monkeypatch.setattr(twin_cli, "embeddings_available", lambda: False)
+    monkeypatch.setattr(
+        sys, "argv", ["fogmesh", "twin", "init", "--embeddings", "--data-dir", str(tmp_path / "t")]
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert "'embeddings' extra" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "t").exists()  # refused before anything was created

@@ -1,4 +1,5 @@
-"""``fogmesh twin``: the on-device digital twin — consent, import, learn, predict, ask, forget.
+"""``fogmesh twin``: the on-device digital twin — consent, import, learn, predict, ask, forget,
+rotate-key.
 
 Thin: every command opens a ``DigitalTwinConcierge`` in the data directory and formats what it
 returns. Errors are ``FogmeshError`` and become one line on stderr in ``fogmesh.cli.app.main``.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,8 +20,9 @@ from rich.table import Table
 from fogmesh.config import load_settings
 from fogmesh.errors import ConfigError
 from fogmesh.mobile import MobileResourceManager
-from fogmesh.twin import DigitalTwinConcierge, UserPreferences, parse_source
-from fogmesh.twin.sources import parse_time
+from fogmesh.twin import DigitalTwinConcierge, UserPreferences, embeddings_available, parse_source
+from fogmesh.twin.embeddings import EXTRA_HINT
+from fogmesh.twin.sources import naive_times_in, parse_time
 
 __all__ = ["app"]
 
@@ -73,12 +75,26 @@ def init(
         bool,
         typer.Option("--delete-after-learning", help="delete raw records once a cycle learnt them"),
     ] = False,
+    timezone: Annotated[
+        str | None,
+        typer.Option(
+            "--timezone", help="IANA zone your routine runs in (default: follow the device's)"
+        ),
+    ] = None,
+    embeddings: Annotated[
+        bool,
+        typer.Option(
+            "--embeddings", help="hybrid BM25 + embedding search (needs the embeddings extra)"
+        ),
+    ] = False,
     as_json: AsJson = False,
 ) -> None:
     """Create (or reconfigure) the twin: its key, its vault and your preferences.
 
-    Example: fogmesh twin init --retention-hours 12 --privacy-mode strict
+    Example: fogmesh twin init --retention-hours 12 --privacy-mode strict --timezone Europe/Berlin
     """
+    if embeddings and not embeddings_available():
+        raise ConfigError(EXTRA_HINT, field="embeddings")
     directory = _dir(data_dir)
     existing = DigitalTwinConcierge(directory)
     sources = existing.vault.consented()
@@ -90,10 +106,17 @@ def init(
         learn_only_when_charging=only_when_charging,
         allow_elevation=allow_elevation,
         delete_after_learning=delete_after_learning,
+        timezone=timezone,
+        embeddings=embeddings,
     )
     with DigitalTwinConcierge(directory, prefs) as twin:
         info = twin.status()
-    _emit(info, as_json, f"twin ready in {directory} ({privacy_mode}, {retention_hours} h)")
+    _emit(
+        info,
+        as_json,
+        f"twin ready in {directory} ({privacy_mode}, {retention_hours} h, {info['timezone']}, "
+        f"search: {info['search']})",
+    )
 
 
 @consent_app.command("grant")
@@ -175,7 +198,9 @@ def learn(
 @app.command("predict")
 def predict(
     data_dir: DataDir = None,
-    at: Annotated[str | None, typer.Option("--at", help="ISO time (default: now)")] = None,
+    at: Annotated[
+        str | None, typer.Option("--at", help="ISO time, local if no zone (default: now)")
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
     """What the twin expects next: app, place, purchase category, busy or free.
@@ -183,10 +208,13 @@ def predict(
     Example: fogmesh twin predict --at 2026-11-30T08:15:00
     """
     try:
-        moment = parse_time(at) if at else None
+        moment = parse_time(at) if at else None  # checked before the twin is opened
     except ValueError as exc:
         raise ConfigError(f"cannot read {at!r} as a time", field="--at") from exc
     with _open(data_dir) as twin:
+        if at:
+            with naive_times_in(twin.tz):  # --at without a zone is the owner's wall clock
+                moment = parse_time(at)
         out = twin.predict(moment)
     if as_json:
         typer.echo(json.dumps(out))
@@ -205,19 +233,20 @@ def ask(
     data_dir: DataDir = None,
     as_json: AsJson = False,
 ) -> None:
-    """Search your personal knowledge base (BM25, in memory only).
+    """Search your personal knowledge base (BM25, or hybrid with embeddings; in memory only).
 
     Example: fogmesh twin ask "dinner friday"
     """
     with _open(data_dir) as twin:
         hits = twin.ask(question, k)
+        zone = twin.tz
     if as_json:
         typer.echo(json.dumps([h.to_dict() for h in hits]))
         return
     if not hits:
         console.print("nothing found")
     for hit in hits:
-        when = datetime.fromtimestamp(hit.chunk.timestamp, UTC).strftime("%Y-%m-%d %H:%M")
+        when = datetime.fromtimestamp(hit.chunk.timestamp, zone).strftime("%Y-%m-%d %H:%M")
         console.print(
             f"{hit.score:6.2f}  {when}  [{hit.chunk.source}] {hit.chunk.text}",
             highlight=False,
@@ -275,3 +304,16 @@ def privacy_report(data_dir: DataDir = None, as_json: AsJson = False) -> None:
     with _open(data_dir) as twin:
         info = twin.privacy_report()
     _emit(info, as_json, "\n".join(f"{k}: {v}" for k, v in info.items()))
+
+
+@app.command("rotate-key")
+def rotate_key(data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """Re-seal everything under a new master key, in one transaction; the old key is kept
+    until that commits, then replaced (a crash leaves either key, never half of each).
+
+    Example: fogmesh twin rotate-key
+    """
+    with _open(data_dir) as twin:
+        count = twin.rotate_key()
+        info = {"resealed": count, "key_file": str(twin.data_dir / "twin.key")}
+    _emit(info, as_json, f"re-sealed {count} items under a new key ({info['key_file']})")

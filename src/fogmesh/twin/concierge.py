@@ -5,6 +5,12 @@ Files in ``data_dir`` (created 0700): ``twin.key`` (the vault's master key, a 06
 ``twin.db`` (+ WAL; only sealed content). On a phone the master key would live in the OS keystore
 (Android Keystore / iOS Keychain, hardware-backed); the 0600 file emulates it, so anyone who can
 read the data directory as the owner can read the twin.
+
+Key rotation (``rotate_key``) writes the new key to ``twin.key.next`` first, re-seals everything
+in one vault transaction, and only then renames it over ``twin.key``. A crash before the commit
+leaves the vault under the old key (the ``.next`` file is discarded on the next open); a crash
+between the commit and the rename is finished on the next open, which finds the vault sealed
+under the ``.next`` key. Both keys are never needed at once after an open.
 """
 
 from __future__ import annotations
@@ -17,13 +23,17 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
+
 from fogmesh.clock import Clock, WallClock
 from fogmesh.devices.model import DeviceProfile
+from fogmesh.errors import KeyFileError
 from fogmesh.mobile import PowerMode, ResourcePolicy, evaluate
 from fogmesh.security.sealed import MasterKey, Sealer
 from fogmesh.twin.elevation import Contribution, ElevationSink, elevate
+from fogmesh.twin.embeddings import Embedder, default_embedder
 from fogmesh.twin.learner import LearningCycle, TwinModel, learn
-from fogmesh.twin.prefs import DataSource, Record, UserPreferences, parse_source
+from fogmesh.twin.prefs import DataSource, Record, UserPreferences, parse_source, zone
 from fogmesh.twin.privacy import PrivacyAccountant
 from fogmesh.twin.rag import Chunk, Hit, KnowledgeBase
 from fogmesh.twin.sources import ImportReport, parse_file
@@ -32,6 +42,7 @@ from fogmesh.twin.vault import Vault
 __all__ = ["DigitalTwinConcierge"]
 
 KEY_FILE: Final = "twin.key"
+NEXT_KEY_FILE: Final = "twin.key.next"
 DB_FILE: Final = "twin.db"
 _MODEL: Final = "model"
 _LEDGER: Final = "privacy-ledger"
@@ -55,7 +66,11 @@ def _chunk(record: Record) -> Chunk | None:
 
 class DigitalTwinConcierge:
     """An owner's private twin. ``preferences.enabled_sources`` are granted on construction;
-    consent given or revoked later (``grant_consent``/``revoke_consent``) is kept in the vault."""
+    consent given or revoked later (``grant_consent``/``revoke_consent``) is kept in the vault.
+
+    ``embedder`` turns on hybrid search with that model (tests pass a small deterministic one);
+    without it, ``preferences.embeddings`` loads the real one (``embeddings.py``) the first time
+    the knowledge base is built."""
 
     def __init__(
         self,
@@ -64,18 +79,19 @@ class DigitalTwinConcierge:
         *,
         clock: Clock | None = None,
         policy: ResourcePolicy | None = None,
+        embedder: Embedder | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self._clock = clock or WallClock()
         self._policy = policy or ResourcePolicy()
+        self._embedder = embedder
         self.data_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.data_dir, 0o700)
         key_path = self.data_dir / KEY_FILE
         # A vault without its key is unreadable: say so rather than mint a key that cannot open it.
         existing = (self.data_dir / DB_FILE).exists()
         master = MasterKey.load(key_path) if existing else MasterKey.load_or_create(key_path)
-        sealer = Sealer(master)
-        self.vault = Vault(self.data_dir / DB_FILE, sealer, clock=self._clock)
+        self.vault = self._open_vault(master)
         raw = self.vault.get_blob(_PREFS)
         if preferences is None and raw is not None:
             preferences = UserPreferences(**json.loads(raw))
@@ -89,10 +105,60 @@ class DigitalTwinConcierge:
         self.privacy = PrivacyAccountant(
             self.preferences.privacy_mode, clock=self._clock, ledger=ledger
         )
+        # The owner's zone, resolved now: the learner reads local hours and weekdays in it.
+        self.timezone = self.preferences.zone_name()
+        self.tz = zone(self.timezone)
         blob = self.vault.get_blob(_MODEL)
-        self.model = TwinModel.from_bytes(blob) if blob is not None else TwinModel()
+        self.model = TwinModel.from_bytes(blob, self.tz) if blob is not None else TwinModel(self.tz)
         self._kb: KnowledgeBase | None = None
         self._timer: asyncio.Task[None] | None = None
+
+    def _open_vault(self, master: MasterKey) -> Vault:
+        """Open the vault, first settling a key rotation a crash interrupted (module docs)."""
+        pending = self.data_dir / NEXT_KEY_FILE
+        if not pending.exists():
+            return Vault(self.data_dir / DB_FILE, Sealer(master), clock=self._clock)
+        try:
+            new = MasterKey.load(pending)
+        except KeyFileError:
+            new = None  # half-written: the rotation cannot have committed with it
+        previous = [new] if new is not None else []
+        vault = Vault(self.data_dir / DB_FILE, Sealer(master, previous=previous), clock=self._clock)
+        found = vault.fingerprints()
+        if new is not None and new.fingerprint in found and master.fingerprint not in found:
+            os.replace(pending, self.data_dir / KEY_FILE)  # committed: finish the rename
+            _fsync_dir(self.data_dir)
+            vault.use_sealer(Sealer(new))
+        else:
+            pending.unlink()  # never committed: the old key stays
+            vault.use_sealer(Sealer(master))
+        return vault
+
+    def rotate_key(self) -> int:
+        """Re-seal everything under a fresh master key; returns how many envelopes were
+        re-sealed. The old key stays in ``twin.key`` until the re-sealing has committed."""
+        pending = self.data_dir / NEXT_KEY_FILE
+        if pending.exists():
+            # A rotation of this process failed at its rename: the vault may already be under
+            # that key, and this file its only copy. Settle it before starting another.
+            self.vault.close()
+            self.vault = self._open_vault(MasterKey.load(self.data_dir / KEY_FILE))
+        new = MasterKey.load_or_create(pending)  # 0600, written and fsynced before use
+        try:
+            count = self.vault.rotate(Sealer(new))
+        except BaseException:
+            # Discard the new key only if nothing was sealed with it: a failure after the commit
+            # (say, while scrubbing) leaves the file for the next open to finish the rename.
+            try:
+                committed = new.fingerprint in self.vault.fingerprints()
+            except Exception:
+                committed = True  # cannot tell: keep the key, the next open decides
+            if not committed:
+                pending.unlink(missing_ok=True)
+            raise
+        os.replace(pending, self.data_dir / KEY_FILE)
+        _fsync_dir(self.data_dir)
+        return count
 
     # -- consent and data -------------------------------------------------------------------
 
@@ -115,14 +181,14 @@ class DigitalTwinConcierge:
         """Import one export file: all its good rows in one transaction, bad rows reported."""
         src = parse_source(source)
         self.vault.require_consent(src)  # refuse before reading anything personal
-        report = parse_file(src, path)
+        report = parse_file(src, path, tz=self.tz)  # zone-less times are the owner's clock
         report.stored = self.ingest(src, report.records)
         return report
 
     def forget(self, source: DataSource | str | None = None) -> int:
         deleted = self.vault.forget(None if source is None else parse_source(source))
         if source is None:
-            self.model = TwinModel()
+            self.model = TwinModel(self.tz)
             self.vault.delete_blob(_MODEL)
         self._kb = None
         return deleted
@@ -180,13 +246,22 @@ class DigitalTwinConcierge:
                 power_mode=mode,
             )
         self.purge_expired()
+        # Conversations are searched, not learnt (docs/twin.md §6). Only records ingested
+        # after what the model has learnt are read and unsealed.
         sources = [s for s in DataSource if s is not DataSource.CONVERSATIONS]
-        records: dict[DataSource, Sequence[Record]] = {s: self.vault.records(s) for s in sources}
+        records: dict[DataSource, Sequence[Record]] = {
+            s: self.vault.records(s, after_seq=self.model.seen.get(s.value)) for s in sources
+        }
         if not any(records.values()):
+            retained = any(self.vault.counts().get(s.value) for s in sources)
             return LearningCycle(
                 cycle=self.model.cycles,
                 improvement_score=0.0,
-                reason="no data: nothing retained to learn from",
+                reason=(
+                    "no new data: everything retained has been learnt"
+                    if retained
+                    else "no data: nothing retained to learn from"
+                ),
                 power_mode=mode,
                 duration_s=time.perf_counter() - started,
             )
@@ -226,10 +301,45 @@ class DigitalTwinConcierge:
 
     # -- mini-RAG ---------------------------------------------------------------------------
 
+    @property
+    def embedder(self) -> Embedder | None:
+        """The embedder in use: the one given, else the real one if preferences ask for it
+        (loaded on first use; ConfigError naming the extra when it is not installed)."""
+        if self._embedder is None and self.preferences.embeddings:
+            self._embedder = default_embedder()
+        return self._embedder
+
     def knowledge_base(self) -> KnowledgeBase:
-        if self._kb is None:
-            chunks = (_chunk(r) for r in self.vault.records())
-            self._kb = KnowledgeBase(c for c in chunks if c is not None)
+        """The in-memory index, built from the unsealed records on first use after a change.
+        With an embedder, vectors come from the vault (sealed) and only chunks without one are
+        embedded — then sealed and stored, so the next unlock does not embed them again."""
+        if self._kb is not None:
+            return self._kb
+        pairs = [(r.ref, c) for r in self.vault.records() if (c := _chunk(r)) is not None]
+        chunks = [c for _, c in pairs]
+        embedder = self.embedder
+        if embedder is None:
+            self._kb = KnowledgeBase(chunks)
+            return self._kb
+        self.vault.drop_vectors(keep_model=embedder.name)  # another model's vectors are no use
+        stored = self.vault.vectors(embedder.name)
+        width = embedder.dim * 4
+        vectors = np.zeros((len(pairs), embedder.dim), dtype=np.float32)
+        missing: list[int] = []
+        for i, (ref, _) in enumerate(pairs):
+            raw = stored.get(ref or "")
+            if raw is not None and len(raw) == width:
+                vectors[i] = np.frombuffer(raw, dtype="<f4")
+            else:
+                missing.append(i)
+        if missing:
+            fresh = np.asarray(embedder.embed([chunks[i].text for i in missing]), dtype="<f4")
+            vectors[missing] = fresh
+            self.vault.put_vectors(
+                embedder.name,
+                ((pairs[i][0] or "", fresh[j].tobytes()) for j, i in enumerate(missing)),
+            )
+        self._kb = KnowledgeBase(chunks, embedder=embedder, vectors=vectors)
         return self._kb
 
     def ask(self, question: str, k: int = 5) -> list[Hit]:
@@ -287,7 +397,13 @@ class DigitalTwinConcierge:
             "consented_sources": sorted(s.value for s in self.vault.consented()),
             "records": self.vault.counts(),
             "learning_cycles": self.model.cycles,
-            "watermarks": self.model.watermarks,
+            "learnt_through_seq": self.model.seen,
+            "timezone": self.timezone,
+            "search": (
+                "hybrid (BM25 + embeddings)"
+                if self._embedder is not None or self.preferences.embeddings
+                else "BM25"
+            ),
         }
 
     def close(self) -> None:
@@ -301,3 +417,12 @@ class DigitalTwinConcierge:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _fsync_dir(directory: Path) -> None:
+    # The rename is durable only once the directory entry is on disk.
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -20,6 +20,19 @@ draws as many extra samples again with probability ∝ (surprise + ε)^α and ad
 importance weights (N·P(i))^−β / max, so the model moves most where it was most wrong without
 the replay distorting the counts unboundedly.
 
+Hours and weekdays are **local** to the owner's time zone (a ``tzinfo`` the caller passes in:
+the concierge builds it from ``UserPreferences.timezone``), because a routine follows the wall
+clock — the alarm rings at 07:00 local in winter and in summer. The UTC offset is looked up per
+record, so a DST change moves the UTC hour of "07:00" and the features do not notice. Looking
+offsets up in an already loaded ``tzinfo`` is computation, not I/O.
+
+Which records are new is decided by the vault's ingestion sequence number (``Record.seq``), not
+by time: a per-source watermark of the highest ``seq`` learnt. A week-old calendar imported after
+today's data is therefore still learnt, and nothing is learnt twice. Records without ``seq``
+(built in memory, not read from a vault) are taken as new; the caller hands each over once.
+
+Conversations are not learnt here: they feed the mini-RAG only (docs/twin.md §6 says why).
+
 ``improvement_score`` is the top-1 accuracy gain on a held-out slice of the newest data (the
 last quarter, by time): the model before the cycle versus the model after learning from the rest
 of the new data. The held-out slice is folded in afterwards.
@@ -33,6 +46,7 @@ import json
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
 from typing import Any, Final
 
 import numpy as np
@@ -49,9 +63,11 @@ __all__ = [
     "SourceStats",
     "TwinModel",
     "check_model_size",
+    "fresh_records",
     "learn",
     "markov_baseline_accuracy",
     "most_frequent_baseline_accuracy",
+    "utc_offsets",
 ]
 
 MIN_MODEL_BYTES: Final = 1_000_000
@@ -179,22 +195,59 @@ class LearningCycle:
         }
 
 
-def _hour_weekday(ts: FloatArray) -> tuple[IntArray, IntArray]:
-    seconds = ts.astype(np.int64)
+def _offset(ts: float, tz: tzinfo) -> int:
+    delta = datetime.fromtimestamp(ts, tz).utcoffset()
+    return int(delta.total_seconds()) if delta is not None else 0
+
+
+def utc_offsets(ts: FloatArray, tz: tzinfo | None) -> IntArray:
+    """Each timestamp's UTC offset in ``tz`` (seconds; zeros for UTC or ``None``).
+
+    Offsets are looked up once per distinct UTC hour — at its first and last second — not per
+    record; only an hour whose two ends disagree (it contains a DST change) is looked up record
+    by record. Zones change offset at most once an hour, so this is exact."""
+    if tz is None or tz is UTC or len(ts) == 0:
+        return np.zeros(len(ts), dtype=np.int64)
+    if len(ts) == 1:  # a prediction: one lookup, none of the bucketing
+        return np.array([_offset(float(ts[0]), tz)], dtype=np.int64)
+    hours = np.floor(ts / 3600.0).astype(np.int64)
+    unique, inverse = np.unique(hours, return_inverse=True)
+    starts = np.array([_offset(float(h) * 3600.0, tz) for h in unique], dtype=np.int64)
+    ends = np.array([_offset(float(h) * 3600.0 + 3599.0, tz) for h in unique], dtype=np.int64)
+    offsets = starts[inverse]
+    changing = np.flatnonzero(starts[inverse] != ends[inverse])
+    for i in changing:
+        offsets[i] = _offset(float(ts[i]), tz)
+    return offsets
+
+
+def _hour_weekday(ts: FloatArray, tz: tzinfo | None = None) -> tuple[IntArray, IntArray]:
+    """Local hour (0–23) and weekday (Monday = 0) of each timestamp in ``tz``."""
+    if len(ts) == 1:  # a prediction: plain datetime beats numpy's per-call overhead (~50 µs)
+        moment = datetime.fromtimestamp(float(ts[0]), tz or UTC)
+        return np.array([moment.hour], dtype=np.int64), np.array([moment.weekday()], dtype=np.int64)
+    seconds = np.floor(ts).astype(np.int64) + utc_offsets(ts, tz)
     hour = (seconds // 3600) % 24
     weekday = ((seconds // 86_400) + 3) % 7  # 1970-01-01 was a Thursday (Monday = 0)
     return hour, weekday
 
 
 class TwinModel:
-    """All per-source models plus what the learner remembers between cycles."""
+    """All per-source models plus what the learner remembers between cycles.
 
-    def __init__(self) -> None:
+    ``tz`` is the zone whose local hours and weekdays the features use (``None``: UTC). It is
+    not stored with the model; the owner's preferences say it each time the twin opens.
+    ``seen`` maps a source to the highest ingestion sequence number learnt; ``legacy_marks``
+    holds the timestamp watermarks of a version-1 model until its first cycle replaces them."""
+
+    def __init__(self, tz: tzinfo | None = None) -> None:
+        self.tz = tz
         self.apps = CategoricalModel(MAX_APPS, [1, MAX_APPS + 1, 48, (MAX_APPS + 1) * 24])
         self.places = CategoricalModel(MAX_PLACES, [1, 24, 168])
         self.purchases = CategoricalModel(MAX_CATEGORIES, [1, 24, 168])
         self.busy = CategoricalModel(2, [1, 24, 168], ["free", "busy"])
-        self.watermarks: dict[str, float] = {}
+        self.seen: dict[str, int] = {}
+        self.legacy_marks: dict[str, float] = {}
         self.last_app: tuple[str, float] | None = None
         self.cycles = 0
 
@@ -207,10 +260,11 @@ class TwinModel:
         }
 
     def copy(self) -> TwinModel:
-        clone = TwinModel()
+        clone = TwinModel(self.tz)
         clone.apps, clone.places = self.apps.copy(), self.places.copy()
         clone.purchases, clone.busy = self.purchases.copy(), self.busy.copy()
-        clone.watermarks = dict(self.watermarks)
+        clone.seen = dict(self.seen)
+        clone.legacy_marks = dict(self.legacy_marks)
         clone.last_app = self.last_app
         clone.cycles = self.cycles
         return clone
@@ -227,21 +281,20 @@ class TwinModel:
         last_idx = self.apps.index(last[0], grow=False) if last else -1
         last_t = last[1] if last else -np.inf
         for i in range(len(records)):
-            if last_idx >= 0 and ts[i] - last_t <= SESSION_GAP_S:
+            # 0 ≤ gap: a record imported late (older than the last app seen) had no "previous".
+            if last_idx >= 0 and 0.0 <= ts[i] - last_t <= SESSION_GAP_S:
                 prev[i] = last_idx
             last_idx, last_t = int(y[i]), ts[i]
         return self._app_ctx(ts, prev), y.astype(np.int64), ts
 
-    @staticmethod
-    def _app_ctx(ts: FloatArray, prev: IntArray) -> IntArray:
-        hour, weekday = _hour_weekday(ts)
+    def _app_ctx(self, ts: FloatArray, prev: IntArray) -> IntArray:
+        hour, weekday = _hour_weekday(ts, self.tz)
         weekend = (weekday >= 5).astype(np.int64)
         zero = np.zeros_like(hour)
         return np.stack([zero, prev, weekend * 24 + hour, prev * 24 + hour], axis=1)
 
-    @staticmethod
-    def _time_ctx(ts: FloatArray) -> IntArray:
-        hour, weekday = _hour_weekday(ts)
+    def _time_ctx(self, ts: FloatArray) -> IntArray:
+        hour, weekday = _hour_weekday(ts, self.tz)
         return np.stack([np.zeros_like(hour), hour, weekday * 24 + hour], axis=1)
 
     def features(
@@ -293,8 +346,9 @@ class TwinModel:
     def to_bytes(self) -> bytes:
         arrays: dict[str, Any] = {}
         meta: dict[str, Any] = {
-            "version": 1,
-            "watermarks": self.watermarks,
+            "version": 2,
+            "seen": self.seen,
+            "legacy_marks": self.legacy_marks,
             "last_app": list(self.last_app) if self.last_app else None,
             "cycles": self.cycles,
             "vocab": {},
@@ -311,8 +365,8 @@ class TwinModel:
         return data
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> TwinModel:
-        model = cls()
+    def from_bytes(cls, data: bytes, tz: tzinfo | None = None) -> TwinModel:
+        model = cls(tz)
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as stored:
                 meta = json.loads(stored["meta"].tobytes())
@@ -325,7 +379,15 @@ class TwinModel:
                         sub.levels[k] = np.array(table, dtype=np.float64)
         except (ValueError, KeyError, OSError, zipfile.BadZipFile) as exc:
             raise IntegrityError("the stored twin model is unreadable") from exc
-        model.watermarks = {str(k): float(v) for k, v in meta["watermarks"].items()}
+        try:
+            if int(meta.get("version", 1)) == 1:
+                # Version 1 kept timestamp watermarks; they decide once more, then seq takes over.
+                model.legacy_marks = {str(k): float(v) for k, v in meta["watermarks"].items()}
+            else:
+                model.seen = {str(k): int(v) for k, v in meta["seen"].items()}
+                model.legacy_marks = {str(k): float(v) for k, v in meta["legacy_marks"].items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise IntegrityError("the stored twin model is unreadable") from exc
         model.last_app = (
             (str(meta["last_app"][0]), float(meta["last_app"][1])) if meta["last_app"] else None
         )
@@ -370,31 +432,55 @@ def _update(model: CategoricalModel, ctx: IntArray, y: IntArray, rng: np.random.
     return float(surprise.mean())
 
 
+def fresh_records(model: TwinModel, source: DataSource, records: Sequence[Record]) -> list[Record]:
+    """The records of ``source`` the model has not learnt: ``seq`` above its watermark (or no
+    ``seq`` at all), oldest first. A version-1 model's timestamp watermark still applies to
+    records the model has no ``seq`` watermark for yet."""
+    mark = model.seen.get(source.value, -1)
+    legacy = model.legacy_marks.get(source.value) if source.value not in model.seen else None
+    fresh = [
+        r
+        for r in records
+        if (r.seq is None or r.seq > mark) and (legacy is None or r.timestamp > legacy)
+    ]
+    fresh.sort(key=lambda r: r.timestamp)
+    return fresh
+
+
 def learn(
     model: TwinModel, records: Mapping[DataSource, Sequence[Record]], *, seed: int = 0
 ) -> tuple[TwinModel, LearningCycle]:
-    """Learn from the records newer than the model's watermarks; returns (new model, cycle)."""
+    """Learn from the records the model has not seen (``fresh_records``); returns (new model,
+    cycle). Every record with a ``seq`` is learnt exactly once, however late it arrives."""
     rng = np.random.default_rng(seed)
     after = model.copy()
     after.cycles += 1
     stats: dict[str, SourceStats] = {}
     for source, sub in after.models().items():
-        mark = model.watermarks.get(source.value, -np.inf)
-        fresh = [r for r in records.get(source, ()) if r.timestamp > mark]
+        given = records.get(source, ())
+        numbered = [r.seq for r in given if r.seq is not None]
+        if numbered:
+            # Everything handed over with a number is now accounted for, including records a
+            # version-1 timestamp watermark says were learnt before.
+            after.seen[source.value] = max(model.seen.get(source.value, -1), max(numbered))
+            after.legacy_marks.pop(source.value, None)
+        fresh = fresh_records(model, source, given)
         if not fresh:
             continue
-        fresh.sort(key=lambda r: r.timestamp)
         before = model.models()[source]
         ctx, y, _ts = after.features(source, fresh)
-        if source is DataSource.APP_USAGE:
-            after.last_app = (str(fresh[-1].data["app"]), fresh[-1].timestamp)
+        newest = fresh[-1]
+        if source is DataSource.APP_USAGE and (
+            after.last_app is None or newest.timestamp >= after.last_app[1]
+        ):
+            # A late import of older usage does not make an old app the "last" one.
+            after.last_app = (str(newest.data["app"]), newest.timestamp)
         cut = int(len(y) * (1 - _HOLDOUT)) if len(y) >= 4 else len(y)
         acc_before = _accuracy(before, ctx[cut:], y[cut:])
         sub.decay(_DECAY)
         surprise = _update(sub, ctx[:cut], y[:cut], rng)
         acc_after = _accuracy(sub, ctx[cut:], y[cut:])
         _update(sub, ctx[cut:], y[cut:], rng)
-        after.watermarks[source.value] = float(fresh[-1].timestamp)
         stats[source.value] = SourceStats(len(y), len(y) - cut, acc_before, acc_after, surprise)
     cycle = LearningCycle(cycle=after.cycles, improvement_score=0.0, reason="no new data")
     held = sum(s.holdout for s in stats.values())

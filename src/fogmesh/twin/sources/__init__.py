@@ -3,11 +3,12 @@ file is imported entirely (minus the rows it reports, with their line numbers) o
 
 from __future__ import annotations
 
+from datetime import tzinfo
 from pathlib import Path
 
 from fogmesh.errors import TwinError
 from fogmesh.twin.prefs import DataSource
-from fogmesh.twin.sources._common import ImportReport, RowError, parse_time
+from fogmesh.twin.sources._common import ImportReport, RowError, naive_times_in, parse_time
 from fogmesh.twin.sources.calendar import parse_ics
 from fogmesh.twin.sources.conversations import parse_jsonl, parse_whatsapp
 from fogmesh.twin.sources.location import parse_gpx, parse_takeout, place_of
@@ -16,6 +17,7 @@ from fogmesh.twin.sources.tabular import parse_app_usage, parse_purchases
 __all__ = [
     "ImportReport",
     "RowError",
+    "naive_times_in",
     "parse_app_usage",
     "parse_file",
     "parse_gpx",
@@ -48,7 +50,11 @@ def parse_text(source: DataSource, text: str, name: str) -> ImportReport:
     return parse_whatsapp(text, lower)
 
 
-def parse_file(source: DataSource, path: Path) -> ImportReport:
+def parse_file(source: DataSource, path: Path, *, tz: tzinfo | None = None) -> ImportReport:
+    """Parse one export file; times written without a zone are read in ``tz`` (UTC if None)."""
+    if tz is not None:
+        with naive_times_in(tz):
+            return parse_file(source, path)
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
     except OSError as exc:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import icalendar
 
 from fogmesh.errors import TwinError
 from fogmesh.twin.prefs import DataSource, Record
-from fogmesh.twin.sources._common import ImportReport, RowError
+from fogmesh.twin.sources._common import ImportReport, RowError, local_time
 
 __all__ = ["parse_ics"]
 
@@ -20,11 +20,9 @@ _BEGIN = re.compile(r"^BEGIN:VEVENT\s*$", re.MULTILINE)
 def _epoch(value: Any) -> float:
     moment = getattr(value, "dt", value)
     if isinstance(moment, datetime):
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return moment.timestamp()
-    if isinstance(moment, date):
-        return datetime(moment.year, moment.month, moment.day, tzinfo=UTC).timestamp()
+        return local_time(moment).timestamp()  # a "floating" time is the owner's wall clock
+    if isinstance(moment, date):  # all-day: from the owner's midnight
+        return local_time(datetime(moment.year, moment.month, moment.day)).timestamp()
     raise ValueError("missing or unreadable date")
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 
 from fogmesh.twin.prefs import DataSource, Record
-from fogmesh.twin.sources._common import ImportReport, RowError, parse_time
+from fogmesh.twin.sources._common import ImportReport, RowError, local_time, parse_time
 
 __all__ = ["parse_jsonl", "parse_whatsapp"]
 
@@ -34,7 +34,8 @@ def _when(day: str, clock: str, ampm: str | None) -> float:
         pm = ampm.lower().startswith("p")
         hour = hour % 12 + (12 if pm else 0)
     second = parts[2] if len(parts) > 2 else 0
-    return datetime(year, month, day_n, hour, parts[1], second, tzinfo=UTC).timestamp()
+    # The export shows the phone's wall clock: read it in the owner's zone.
+    return local_time(datetime(year, month, day_n, hour, parts[1], second)).timestamp()
 
 
 def parse_whatsapp(text: str, name: str = "") -> ImportReport:

@@ -4,7 +4,11 @@ Every policy sees the same fleet and tasks through one small interface (``SimPol
 
 * ``device_changed(dev, now)`` — the device's view (battery %, °C, plug, reachability) moved;
 * ``task_started`` / ``task_ended`` — reservations;
-* ``decide(pending, now, round_no)`` — which pending task goes where, plus evictions.
+* ``decide(pending, now, round_no)`` — which pending task goes where, plus preemptions;
+* ``evictions(dev, now)`` — running work the device can no longer host (node pressure).
+
+Each policy also sets ``dev.allowed_cores`` on every view change: the cores its own rules let
+fog work use right now, the denominator of "utilisation of eligible capacity".
 
 ``FogmeshPolicy`` is the real thing: ``mobile.policy.evaluate`` per device view and
 ``fog.scheduler.place`` on a live ``ClusterSnapshot`` — the same functions the coordinator calls,
@@ -17,6 +21,7 @@ devices are reachable and their free cores and memory.
   (kube's ``minFeasibleNodesToFind``), most free share wins;
 * ``binpack`` — Nomad's default best-fit on the same sample: least free share after placing wins;
 * ``power_of_two`` — Sparrow: two random devices with room, the less loaded wins;
+* ``fogmesh_drain`` — fogmesh with the long-task 60 % rule left to the battery-drain projection;
 * ``boinc`` — BOINC's default rule: computes only on mains or on a charging battery ≥ 90 %,
   least loaded among those (battery-aware, so it is not a "battery-agnostic" baseline).
 """
@@ -33,13 +38,16 @@ from fogmesh.fog.scheduler import (
     DEFAULT_CONFIG,
     CapacityMode,
     ClusterSnapshot,
+    NodeView,
+    PowerSource,
     RunningTask,
     SchedulerConfig,
+    battery_evictions,
     node_from_profile,
     place,
 )
 from fogmesh.fog.tasks import TaskPriority
-from fogmesh.mobile.policy import ResourceOptimization, ResourcePolicy, evaluate
+from fogmesh.mobile.policy import PowerMode, ResourceOptimization, ResourcePolicy, evaluate
 from fogmesh.sim.fleet import SimDevice
 from fogmesh.sim.workloads import SimTask
 
@@ -71,6 +79,8 @@ class SimPolicy(Protocol):
 
     def decide(self, pending: Sequence[SimTask], now: float, round_no: int) -> Decision: ...
 
+    def evictions(self, dev: SimDevice, now: float) -> Sequence[str]: ...
+
 
 class FogmeshPolicy:
     """``evaluate`` per device view + ``place`` on a snapshot kept current in O(1) per change."""
@@ -92,6 +102,7 @@ class FogmeshPolicy:
         self._devices[dev.device_id] = dev
         if not dev.available:
             self.snapshot.remove(dev.device_id)
+            dev.allowed_cores = 0.0
             return
         profile = DeviceProfile(
             device_id=dev.device_id,
@@ -108,17 +119,45 @@ class FogmeshPolicy:
         self._previous[dev.device_id] = opt
         # The agent's runner enforces the CPU limit on running work too (cgroup / duty cycle).
         dev.cap_cores = dev.cores * opt.cpu_limit_percent / 100.0
+        spec = dev.pspec
         node = node_from_profile(
-            profile, opt, running=_running(self.snapshot, dev), speed=dev.speed
+            profile,
+            opt,
+            running=_running(self.snapshot, dev),
+            speed=dev.speed,
+            battery_wh=spec.battery_wh,
+            fog_w_per_core=(spec.max_w - spec.idle_w) / dev.cores if spec.has_battery else None,
         )
         self.snapshot.upsert(node)
+        dev.allowed_cores = self._allowed(node)
+
+    def _allowed(self, node: NodeView) -> float:
+        """The node's CPU cap if the device-level rules admit ordinary work now, else 0."""
+        cfg = self.config
+        if node.slot_cap == 0 or node.power_mode is PowerMode.CRITICAL:
+            return 0.0
+        if node.power is PowerSource.BATTERY and (
+            node.battery_percent is None or node.battery_percent < cfg.battery_floor_percent
+        ):
+            return 0.0
+        if node.cpu_temp_c is not None and node.cpu_temp_c >= cfg.thermal_ceiling_c:
+            return 0.0
+        return node.cpu_cap
+
+    def evictions(self, dev: SimDevice, now: float) -> Sequence[str]:
+        node = self.snapshot.get(dev.device_id)
+        if node is None:
+            return ()
+        return [tid for tid, _ in battery_evictions(node, self.config)]
 
     def task_started(self, dev: SimDevice, task: SimTask, now: float) -> None:
         node = self.snapshot.get(dev.device_id)
         if node is not None:
             r = task.spec
             self.snapshot.upsert(
-                node.with_task(RunningTask(r.id, r.priority, r.cores, r.memory_mb, now))
+                node.with_task(
+                    RunningTask(r.id, r.priority, r.cores, r.memory_mb, now, r.duration_s)
+                )
             )
 
     def task_ended(self, dev: SimDevice, task_id: str, now: float) -> None:
@@ -140,8 +179,8 @@ def _running(snapshot: ClusterSnapshot, dev: SimDevice) -> tuple[RunningTask, ..
     if node is not None:
         return node.running
     return tuple(
-        RunningTask(tid, TaskPriority.NORMAL, cores, mem)
-        for tid, (cores, mem) in dev.running.items()
+        RunningTask(tid, TaskPriority.NORMAL, cores, mem, duration_s=duration)
+        for tid, (cores, mem, duration) in dev.running.items()
     )
 
 
@@ -196,9 +235,9 @@ class SampledPolicy:
         self.cursor = 0
 
     def _update(self, dev: SimDevice) -> None:
-        ok = dev.available and dev.fog_cores < dev.cores and dev.fog_mem < dev.memory_mb
-        if ok and self._eligible is not None:
-            ok = self._eligible(dev)
+        usable = dev.available and (self._eligible is None or self._eligible(dev))
+        dev.allowed_cores = float(dev.cores) if usable else 0.0
+        ok = usable and dev.fog_cores < dev.cores and dev.fog_mem < dev.memory_mb
         if ok:
             self.free.add(dev)
         else:
@@ -212,6 +251,9 @@ class SampledPolicy:
 
     def task_ended(self, dev: SimDevice, task_id: str, now: float) -> None:
         self._update(dev)
+
+    def evictions(self, dev: SimDevice, now: float) -> Sequence[str]:
+        return ()  # battery-agnostic: work runs until the device goes away
 
     def decide(self, pending: Sequence[SimTask], now: float, round_no: int) -> Decision:
         out = Decision()
@@ -334,6 +376,7 @@ def _boinc_eligible(dev: SimDevice) -> bool:
 POLICY_NAMES: Final = (
     "fogmesh",
     "fogmesh_spread",
+    "fogmesh_drain",
     "random",
     "round_robin",
     "least_loaded",
@@ -353,6 +396,11 @@ def make_policy(name: str, seed: int) -> SimPolicy:
         return FogmeshPolicy()
     if name == "fogmesh_spread":
         return FogmeshPolicy(name, SchedulerConfig(capacity_mode=CapacityMode.SPREAD))
+    if name == "fogmesh_drain":
+        # The battery-drain projection alone guards unplugged batteries: no blanket 60 % charge
+        # for long tasks (a long task passes whenever its energy leaves floor + reserve).
+        floor = DEFAULT_CONFIG.battery_floor_percent
+        return FogmeshPolicy(name, SchedulerConfig(long_task_min_battery_percent=floor))
     choosers: dict[str, Chooser] = {
         "random": _random,
         "round_robin": _round_robin,

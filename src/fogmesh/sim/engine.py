@@ -5,7 +5,13 @@ advanced (closed-form battery and thermal models) only when an event touches it,
 — the battery % and °C the policies see, as a heartbeat would report them — is refreshed when
 the models say it has moved by ``refresh_battery_pct`` / ``refresh_temp_c`` (or crossed 90 %,
 20 %, 10 %, empty): ``time_to_soc`` / ``time_to_temp`` give that moment exactly, and one SimPy
-timeout is scheduled for it. A placement round runs every ``round_s`` when something changed.
+timeout is scheduled for it.
+
+Placement (kube-scheduler's queues): a round every ``round_s`` decides the tasks that arrived
+or were requeued since the last one (the active queue). A task that fits nowhere moves to the
+unschedulable pool and is retried only at a round after an event that may have made room —
+work ended, a device came back, was plugged in, or its policy now allows more (cooler, more
+charge) — or at least every ``_FLUSH_ROUNDS`` rounds; not re-decided every round for nothing.
 
 Randomness: the fleet, the habits, the workload and each policy draw from their own
 ``random.Random`` seeded from ``(seed, stream name)``, so every policy sees the identical fleet
@@ -16,7 +22,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Final
@@ -24,30 +30,61 @@ from typing import Any, Final
 import msgspec
 import simpy
 
+from fogmesh.fog.scheduler import DEFAULT_CONFIG
 from fogmesh.fog.tasks import TaskState
+from fogmesh.mobile.policy import ResourcePolicy
 from fogmesh.sim.baselines import SimPolicy, make_policy
+from fogmesh.sim.capacity import capacity_ref_cores
+from fogmesh.sim.clustering import ClusterDriver, ClusterStats
 from fogmesh.sim.fleet import DeviceEvent, SimDevice, build_fleet, device_events
 from fogmesh.sim.power import power_w, time_to_soc
 from fogmesh.sim.scenario import Scenario
 from fogmesh.sim.thermal import steady_state_c, time_to_temp
 from fogmesh.sim.workloads import SimTask, TaskSpec, generate_tasks
 
-__all__ = ["BATTERY_ELIGIBLE_SHARE", "RunData", "Simulation", "capacity_ref_cores"]
+__all__ = ["RunData", "Simulation"]
 
-# Assumed share of time a battery device is eligible for work (charged enough, cool, reachable);
-# only used to size the offered load. The utilisation metric measures the real eligible time.
-BATTERY_ELIGIBLE_SHARE: Final = 0.5
 SAMPLE_S: Final = 900.0
-_SOC_MARKS: Final = (0.9, 0.2, 0.1, 0.0)
-_MIN_REFRESH_S: Final = 1.0
-_COMFORT_C: Final = 40.0
-
-
-def capacity_ref_cores(fleet: list[SimDevice]) -> float:
-    """Eligible capacity in reference cores (cores × speed), battery devices discounted."""
-    return sum(
-        d.cores * d.speed * (BATTERY_ELIGIBLE_SHARE if d.has_battery else 1.0) for d in fleet
+_CFG = DEFAULT_CONFIG
+_POL = ResourcePolicy()
+# Levels a view is refreshed at exactly, besides every ``refresh_*`` step: the ones a rule reads.
+# Battery: BOINC's 90 %, the long-task charge, the policy's bands and where their hysteresis
+# lets go, the eviction level (floor + margin: work stops there, before the floor), the floor,
+# empty. Temperature: the thermal score's comfort level, the policy's bands and their leave
+# levels, the scheduler's ceiling (JEITA and throttle levels are added per class).
+_SOC_MARKS: Final = tuple(
+    sorted(
+        {
+            0.9,
+            _CFG.long_task_min_battery_percent / 100.0,
+            _POL.battery_conservative / 100.0,
+            (_POL.battery_conservative + _POL.battery_hysteresis_pct) / 100.0,
+            _POL.battery_low / 100.0,
+            (_POL.battery_low + _POL.battery_hysteresis_pct) / 100.0,
+            _POL.battery_critical / 100.0,
+            (_POL.battery_critical + _POL.battery_hysteresis_pct) / 100.0,
+            (_CFG.battery_floor_percent + _CFG.battery_evict_margin_percent) / 100.0,
+            _CFG.battery_floor_percent / 100.0,
+            0.0,
+        }
     )
+)
+_COMFORT_C: Final = _CFG.thermal_comfort_c
+_TEMP_MARKS: Final = frozenset(
+    {
+        _COMFORT_C,
+        _POL.thermal_warm,
+        _POL.thermal_warm - _POL.thermal_hysteresis_c,
+        _POL.thermal_hot,
+        _POL.thermal_hot - _POL.thermal_hysteresis_c,
+        _POL.thermal_critical,
+        _POL.thermal_critical - _POL.thermal_hysteresis_c,
+        _CFG.thermal_ceiling_c,
+    }
+)
+_MIN_REFRESH_S: Final = 1.0
+_EPS: Final = 1e-9
+_FLUSH_ROUNDS: Final = 10  # the unschedulable pool is retried at least this often (5 min)
 
 
 @dataclass(slots=True)
@@ -67,9 +104,19 @@ class RunData:
     lost: int = 0
     series: dict[str, list[Any]] = field(default_factory=dict)
     temp_hist: dict[int, int] = field(default_factory=dict)
-    room_at: list[tuple[float, bool]] = field(default_factory=list)
-    below20_at: dict[int, float] = field(default_factory=dict)
+    evicted: int = 0
+    clusters: ClusterStats = field(default_factory=ClusterStats)
+    backlogged_util: list[float] = field(default_factory=list)
+    # device → (time fog work drove it below 20 %, whether a plugged device had a free core then)
+    driven20: dict[int, tuple[float, bool]] = field(default_factory=dict)
+    driven10: dict[int, tuple[float, bool]] = field(default_factory=dict)
     wall_s: float = 0.0
+
+
+def _device_temp_marks(dev: SimDevice) -> frozenset[float]:
+    """The shared temperature marks plus this class's JEITA and throttle levels."""
+    p, t = dev.pspec, dev.tspec
+    return _TEMP_MARKS | {p.jeita_warm_c, p.jeita_stop_c, t.throttle_start_c, t.throttle_full_c}
 
 
 class Simulation:
@@ -91,11 +138,15 @@ class Simulation:
         self.policy: SimPolicy = make_policy(policy, seed)
         self.env = simpy.Environment()
         self.pending: dict[str, SimTask] = {}
+        self.active: dict[str, SimTask] = {}  # to decide at the next round
+        self.unschedulable: dict[str, SimTask] = {}  # fitted nowhere; retried after an event
         self.running: dict[str, SimTask] = {}
         self.tasks: list[SimTask] = []
-        self.arrived: list[SimTask] = []
         self.freed = True
+        self.room = 0  # plugged or mains devices with a free core right now
         self.data = RunData(policy, scenario, self.fleet, self.tasks, cap)
+        self.clusters = ClusterDriver()
+        self.data.clusters = self.clusters.stats
         self._progress = progress
 
     # --- processes -------------------------------------------------------------------------
@@ -120,16 +171,14 @@ class Simulation:
         while True:
             yield env.timeout(self.scenario.round_s)
             n += 1
-            if not self.pending:
-                self.arrived.clear()
-                continue
-            full = self.freed or n % 6 == 0
-            if full or self.arrived:
-                self._round(n, full=full)
+            retry = bool(self.unschedulable) and (self.freed or n % _FLUSH_ROUNDS == 0)
+            if self.active or retry:
+                self._round(n, retry=retry)
 
     def _sampler(self) -> Any:
         env = self.env
         while True:
+            self.clusters.reform(self.fleet, env.now)
             self._sample()
             if self._progress is not None:
                 self._progress(env.now / self.scenario.duration_s)
@@ -156,9 +205,6 @@ class Simulation:
                 task.finish(TaskState.CANCELLED, end, "horizon")
             elif task.state is TaskState.PENDING:
                 task.finish(TaskState.CANCELLED, end, "horizon")
-        for dev in self.fleet:
-            if dev.below20 and dev.idx not in self.data.below20_at:
-                self.data.below20_at[dev.idx] = end
         if self._progress is not None:
             self._progress(1.0)
         self.data.wall_s = time.perf_counter() - started
@@ -170,7 +216,7 @@ class Simulation:
         task = SimTask(spec)
         self.tasks.append(task)
         self.pending[spec.id] = task
-        self.arrived.append(task)
+        self.active[spec.id] = task
 
     def _habit(self, ev: DeviceEvent) -> None:
         now = self.env.now
@@ -204,14 +250,34 @@ class Simulation:
             for tid in dev.running:
                 self.running[tid].remaining -= rate * elapsed
         dev.t_rate = now
+        d20, d10 = dev.driven20, dev.driven10
         dev.advance(now)
+        if dev.driven20 and not d20:
+            self.data.driven20[dev.idx] = (now, self.room > 0)
+        if dev.driven10 and not d10:
+            self.data.driven10[dev.idx] = (now, self.room > 0)
+
+    def _room(self, dev: SimDevice) -> None:
+        """Keep ``self.room`` (plugged devices with a free core) exact after any change."""
+        has = dev.available and dev.plugged and dev.cores - dev.fog_cores >= 1.0
+        if has is not dev.has_room:
+            dev.has_room = has
+            self.room += 1 if has else -1
 
     def _retime(self, dev: SimDevice, now: float) -> None:
-        """After a change, recompute every running task's completion at the new rate."""
+        """After a change, reschedule the completion of every running task whose rate moved.
+
+        A task's completion event stays valid while its rate is unchanged (``_touch`` only
+        subtracts the work done), so most changes — another task starting on an uncapped,
+        cool device — schedule nothing: fewer events, and fewer stale ones left in the heap.
+        """
         rate = dev.task_rate()
         for tid in dev.running:
             task = self.running[tid]
+            if task.sched_rate == rate:
+                continue
             task.version += 1
+            task.sched_rate = rate
             if rate > 0:
                 ev = self.env.timeout(max(task.remaining, 0.0) / rate)
                 ev.callbacks.append(partial(self._complete, task, task.version))
@@ -219,23 +285,34 @@ class Simulation:
     def _show(self, dev: SimDevice, now: float, *, freed: bool = True) -> None:
         """Publish the device's current state as its view; retime its tasks and its next refresh.
 
-        A view refresh alone (``freed=False``) does not force a full placement round: full rounds
-        still run every sixth tick, so a device that became eligible is used within a minute.
+        A habit event (``freed``) may have made room; a view refresh alone counts as one only
+        if the policy now allows the device more cores than before (cooler, more charge).
         """
-        self._note_below20(dev, now)
         if not dev.available and dev.running:
             self._lose_all(dev, now)
+        self.clusters.seen(dev, now)
         dev.view_soc = dev.battery.soc
         dev.view_temp = dev.temp_c
+        allowed = dev.allowed_cores
         self.policy.device_changed(dev, now)
-        if freed:
+        evict = self.policy.evictions(dev, now)
+        if evict:
+            self._evict(dev, evict, now)
+        if freed or dev.allowed_cores > allowed:
             self.freed = True
+        self._room(dev)
         self._retime(dev, now)
         self._schedule_refresh(dev, now)
 
-    def _note_below20(self, dev: SimDevice, now: float) -> None:
-        if dev.below20 and dev.idx not in self.data.below20_at:
-            self.data.below20_at[dev.idx] = now
+    def _evict(self, dev: SimDevice, task_ids: Sequence[str], now: float) -> None:
+        """Node-pressure eviction: stop the named work and requeue it (attempt + 1 on restart)."""
+        for tid in task_ids:
+            task = self.running.get(tid)
+            if task is None or task.device != dev.idx:
+                continue
+            self._detach(task, dev, now)
+            self.data.evicted += 1
+            self._requeue(task)
 
     def _schedule_refresh(self, dev: SimDevice, now: float) -> None:
         dev.refresh_version += 1
@@ -248,22 +325,24 @@ class Simulation:
             soc = dev.battery.soc
             step = sc.refresh_battery_pct / 100.0
             if dev.plugged:
-                target = min([soc + step, *(m for m in _SOC_MARKS if m > soc)])
+                target = min([soc + step, *(m for m in _SOC_MARKS if m > soc + _EPS)])
             else:
-                target = max([soc - step, *(m for m in _SOC_MARKS if m < soc)])
+                target = max([soc - step, *(m for m in _SOC_MARKS if m < soc - _EPS)])
             if 0.0 <= target < 1.0:
                 best = time_to_soc(dev.pspec, dev.battery, load, dev.plugged, dev.temp_c, target)
         watts = power_w(dev.pspec, load)
         ss = steady_state_c(dev.tspec, watts, dev.ambient_c)
+        temp = dev.temp_c
         # Below the comfort level no decision reads the temperature (policy bands start at
         # 45 °C, the thermal score is flat below 40 °C, JEITA and throttling act higher), so a
         # device staying there needs no thermal refreshes: most of the fleet, most of the time.
-        cool = max(ss, dev.temp_c) < _COMFORT_C - sc.refresh_temp_c
-        if not cool and abs(ss - dev.temp_c) > 1e-9:
-            sign = 1.0 if ss > dev.temp_c else -1.0
-            t = time_to_temp(
-                dev.tspec, dev.temp_c, watts, dev.temp_c + sign * sc.refresh_temp_c, dev.ambient_c
-            )
+        if max(ss, temp) >= _COMFORT_C and abs(ss - temp) > 1e-6:
+            marks = _device_temp_marks(dev)
+            if ss > temp:
+                target_c = min([temp + sc.refresh_temp_c, *(m for m in marks if m > temp + _EPS)])
+            else:
+                target_c = max([temp - sc.refresh_temp_c, *(m for m in marks if m < temp - _EPS)])
+            t = time_to_temp(dev.tspec, temp, watts, target_c, dev.ambient_c)
             if t is not None and (best is None or t < best):
                 best = t
         if best is None:
@@ -280,28 +359,31 @@ class Simulation:
 
     # --- tasks -------------------------------------------------------------------------------
 
-    def _round(self, round_no: int, *, full: bool) -> None:
-        """Place pending work. A partial round decides only tasks that arrived since the last
-        round: nothing freed capacity since then, so the older backlog still fits nowhere."""
+    def _round(self, round_no: int, *, retry: bool) -> None:
+        """Decide the active queue, plus the unschedulable pool when ``retry``."""
         now = self.env.now
         data = self.data
-        arrived, self.arrived = self.arrived, []
-        if full:
-            for task in [t for t in self.pending.values() if t.spec.deadline is not None]:
-                if task.spec.deadline is not None and task.spec.deadline <= now:
-                    del self.pending[task.id]
-                    task.finish(TaskState.FAILED, now, "deadline")
-            batch = list(self.pending.values())
+        batch = list(self.active.values())
+        self.active.clear()
+        if retry:
+            batch.extend(self.unschedulable.values())
+            self.unschedulable.clear()
             self.freed = False
-        else:
-            batch = [t for t in arrived if t.state is TaskState.PENDING]
-        if not batch:
+        live: list[SimTask] = []
+        for task in batch:
+            deadline = task.spec.deadline
+            if deadline is not None and deadline <= now:
+                del self.pending[task.id]
+                task.finish(TaskState.FAILED, now, "deadline")
+            else:
+                live.append(task)
+        if not live:
             return
-        t0 = time.perf_counter()
-        decision = self.policy.decide(batch, now, round_no)
-        data.policy_cpu_s += time.perf_counter() - t0
+        t0 = time.process_time()
+        decision = self.policy.decide(live, now, round_no)
+        data.policy_cpu_s += time.process_time() - t0
         data.rounds += 1
-        data.task_decisions += len(batch)
+        data.task_decisions += len(live)
         touched: dict[int, SimDevice] = {}
         for tid in decision.preempted:
             victim = self.running.get(tid)
@@ -319,7 +401,11 @@ class Simulation:
                 self._touch(dev, now)
                 touched[dev.idx] = dev
             self._start(task, dev, now)
+        for task in live:
+            if task.state is TaskState.PENDING and task.id not in self.active:
+                self.unschedulable[task.id] = task
         for dev in touched.values():
+            self._room(dev)
             self._retime(dev, now)
             self._schedule_refresh(dev, now)
 
@@ -329,12 +415,12 @@ class Simulation:
         task.remaining = task.spec.duration_s
         task.task = msgspec.structs.replace(task.task, attempt=task.attempt)
         self.pending[task.id] = task
-        self.arrived.append(task)
+        self.active[task.id] = task
 
     def _start(self, task: SimTask, dev: SimDevice, now: float) -> None:
         del self.pending[task.id]
         spec = task.spec
-        dev.running[spec.id] = (spec.cores, spec.memory_mb)
+        dev.running[spec.id] = (spec.cores, spec.memory_mb, spec.duration_s)
         self.running[spec.id] = task
         dev.fog_cores += spec.cores
         dev.fog_mem += spec.memory_mb
@@ -343,6 +429,7 @@ class Simulation:
         task.device = dev.idx
         task.start = now
         task.remaining = spec.duration_s
+        task.sched_rate = -1.0  # no completion event yet
         if task.first_start is None:
             task.first_start = now
         self.data.placements += 1
@@ -357,18 +444,19 @@ class Simulation:
         self._detach(task, dev, now)
         task.finish(TaskState.COMPLETED, now, "done")
         self.freed = True
-        self._note_below20(dev, now)
+        self._room(dev)
         self._retime(dev, now)
         self._schedule_refresh(dev, now)
 
     def _detach(self, task: SimTask, dev: SimDevice, now: float) -> None:
-        cores, mem = dev.running.pop(task.id)
+        cores, mem, _ = dev.running.pop(task.id)
         del self.running[task.id]
         dev.fog_cores = max(0.0, dev.fog_cores - cores)
         dev.fog_mem -= mem
         if not dev.running:
             dev.fog_cores = 0.0  # no float residue on an idle device
         task.version += 1
+        task.sched_rate = -1.0
         self.policy.task_ended(dev, task.id, now)
 
     def _lose_all(self, dev: SimDevice, now: float) -> None:
@@ -391,7 +479,6 @@ class Simulation:
         fog_batt = 0.0
         busy = 0.0
         eligible = 0.0
-        room = False
         hist = self.data.temp_hist
         for dev in self.fleet:
             fog_batt += dev.fog_battery_wh
@@ -400,14 +487,15 @@ class Simulation:
             if dev.has_battery:
                 by_class.setdefault(dev.device_type.value, []).append(dev.view_soc)
             hist[int(dev.view_temp)] = hist.get(int(dev.view_temp), 0) + 1
-            if dev.available and (dev.plugged or dev.view_soc >= 0.2) and dev.view_temp < 65.0:
-                eligible += dev.cores
-                busy += dev.fog_cores
-                if dev.plugged and dev.fog_cores + 1.0 <= dev.cores:
-                    room = True
+            if dev.available and dev.allowed_cores > 0:
+                eligible += dev.allowed_cores
+                busy += min(dev.fog_active(), dev.allowed_cores)
         for cls, socs in sorted(by_class.items()):
             s.setdefault(f"soc_{cls}", []).append(100.0 * sum(socs) / len(socs))
         s.setdefault("fog_battery_wh", []).append(fog_batt)
-        s.setdefault("utilisation", []).append(busy / eligible if eligible else 0.0)
+        util = busy / eligible if eligible else 0.0
+        s.setdefault("utilisation", []).append(util)
+        if self.unschedulable:
+            # Saturation, exactly: work was waiting that fitted nowhere at the last round.
+            self.data.backlogged_util.append(util)
         s.setdefault("pending", []).append(len(self.pending))
-        self.data.room_at.append((now, room))

@@ -70,25 +70,32 @@ class SimDevice:
     """One device's live state and its metric accumulators. Mutable; owned by the engine."""
 
     __slots__ = (
+        "allowed_cores",
         "ambient_c",
         "battery",
         "below10",
         "below20",
         "bg_load",
         "busy_core_s",
+        "busy_eligible_core_s",
         "cap_cores",
         "capabilities",
         "cores",
         "dead",
         "device_id",
         "device_type",
+        "driven10",
+        "driven20",
         "eligible_core_s",
+        "eligible_ref_s",
         "energy_wh",
         "fog_battery_wh",
         "fog_cores",
         "fog_mains_wh",
         "fog_mem",
+        "has_room",
         "hw",
+        "hw_core_s",
         "idx",
         "memory_mb",
         "metered",
@@ -149,6 +156,10 @@ class SimDevice:
         # Fog cores the device's runner lets work use (fogmesh's agent enforces the policy's CPU
         # limit on running work; a battery-agnostic system does not limit it).
         self.cap_cores = float(hw.cores)
+        # Cores the run's policy lets fog work use right now (set on every view change): the
+        # denominator of "utilisation of eligible capacity".
+        self.allowed_cores = 0.0
+        self.has_room = False  # plugged or mains, reachable, with a free core (engine's count)
         self.t_rate = 0.0
         self.plugged = not self.pspec.has_battery
         self.powered = True  # False while failed / away (churn)
@@ -156,7 +167,7 @@ class SimDevice:
         self.online = True  # reachable by the coordinator
         self.network_type = network_type
         self.metered = network_type is NetworkType.CELLULAR
-        self.running: dict[str, tuple[float, int]] = {}  # task id → (cores, MB)
+        self.running: dict[str, tuple[float, int, float]] = {}  # task id → (cores, MB, s)
         self.refresh_version = 0
         self.view_soc = self.battery.soc
         self.view_temp = self.temp_c
@@ -168,10 +179,17 @@ class SimDevice:
         self.s_above65 = 0.0
         self.task_s_above65 = 0.0
         self.throttle_events = 0
-        self.eligible_core_s = 0.0
+        self.eligible_core_s = 0.0  # Σ allowed cores × time
+        self.eligible_ref_s = 0.0  # … × speed: reference core-seconds the policy allowed
+        self.hw_core_s = 0.0  # Σ cores × time while reachable and powered
         self.busy_core_s = 0.0
+        self.busy_eligible_core_s = 0.0  # busy cores within the allowed ones × time
+        # below the level while the shadow battery is not (fog energy made the difference)
         self.below20 = False
         self.below10 = False
+        # … and crossed it while fog work was running on it (fog work drove it there)
+        self.driven20 = False
+        self.driven10 = False
 
     @property
     def has_battery(self) -> bool:
@@ -229,20 +247,25 @@ class SimDevice:
                 self.fog_battery_wh += fog_wh * (supplied / demand if demand > 0 else 0.0)
             else:
                 self.fog_mains_wh += fog_wh
-            eligible = (
-                self.online
-                and (self.plugged or self.battery.soc >= 0.2)
-                and self.temp_c < CEILING_C
-            )
-            if eligible:
-                self.eligible_core_s += self.cores * dt
-            self.busy_core_s += self.fog_active() * dt
+            active = self.fog_active()
+            if self.online:
+                self.hw_core_s += self.cores * dt
+                allowed = self.allowed_cores
+                if allowed > 0:
+                    self.eligible_core_s += allowed * dt
+                    self.eligible_ref_s += allowed * self.speed * dt
+                    self.busy_eligible_core_s += min(active, allowed) * dt
+            self.busy_core_s += active * dt
             if self.has_battery and not self.plugged:
                 soc, shadow = self.battery.soc, self.shadow.soc
                 if soc < 0.2 <= shadow:
                     self.below20 = True
+                    if self.running and before.soc >= 0.2:
+                        self.driven20 = True
                 if soc < 0.1 <= shadow:
                     self.below10 = True
+                    if self.running and before.soc >= 0.1:
+                        self.driven10 = True
                 if self.battery.empty:
                     self.dead = True
         t0 = self.temp_c

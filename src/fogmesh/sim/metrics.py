@@ -6,7 +6,6 @@ wall-clock measurements (scheduler CPU time per decision, run time), which are n
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,10 +70,15 @@ def compute_metrics(data: RunData) -> Metrics:
                 deadline_missed[name] += 1
     n = len(tasks)
     battery_devices = [d for d in fleet if d.has_battery]
-    utilisation = [d.busy_core_s / d.eligible_core_s for d in fleet if d.eligible_core_s > 0]
+    utilisation = [
+        d.busy_eligible_core_s / d.eligible_core_s for d in fleet if d.eligible_core_s > 0
+    ]
     eligible = sum(d.eligible_core_s for d in fleet)
+    busy_eligible = sum(d.busy_eligible_core_s for d in fleet)
+    hardware = sum(d.hw_core_s for d in fleet)
     busy = sum(d.busy_core_s for d in fleet)
-    with_room = _below20_with_room(data)
+    eligible_ref = sum(d.eligible_ref_s for d in fleet)
+    offered = sum(t.spec.cores * t.spec.duration_s for t in tasks)
     first_arrival = tasks[0].spec.arrival if tasks else 0.0
     outcome: dict[str, Any] = {
         "devices": len(fleet),
@@ -87,8 +91,10 @@ def compute_metrics(data: RunData) -> Metrics:
         "charging_mains_wh": sum(d.battery.charge_from_mains_wh for d in battery_devices),
         "device_energy_wh": sum(d.energy_wh for d in fleet),
         "devices_below20_by_fog": sum(d.below20 for d in fleet),
-        "devices_below20_by_fog_while_room": with_room,
+        "devices_driven_below20_by_fog": len(data.driven20),
+        "devices_below20_by_fog_while_room": sum(room for _, room in data.driven20.values()),
         "devices_below10_by_fog": sum(d.below10 for d in fleet),
+        "devices_driven_below10_by_fog": len(data.driven10),
         "device_s_above55": sum(d.s_above55 for d in fleet),
         "device_s_above65": sum(d.s_above65 for d in fleet),
         "task_s_above65": sum(d.task_s_above65 for d in fleet),
@@ -100,11 +106,22 @@ def compute_metrics(data: RunData) -> Metrics:
         "wait_p95_s": percentile(waits, 95),
         "never_started": n - len(waits),
         "makespan_s": max(0.0, last_completion - first_arrival),
-        "utilisation_of_eligible": busy / eligible if eligible else 0.0,
+        "utilisation_of_eligible": busy_eligible / eligible if eligible else 0.0,
+        "utilisation_of_hardware": busy / hardware if hardware else 0.0,
+        # mean of the 15-minute samples taken while tasks were waiting that fitted nowhere
+        "utilisation_of_eligible_backlogged": (
+            sum(data.backlogged_util) / len(data.backlogged_util) if data.backlogged_util else 0.0
+        ),
+        "backlogged_samples": len(data.backlogged_util),
+        "offered_of_eligible": offered / eligible_ref if eligible_ref else 0.0,
         "fairness_jain": jain(utilisation),
         "placements": data.placements,
         "preemptions": data.preemptions,
         "lost_attempts": data.lost,
+        "evictions": data.evicted,
+        "cluster_reforms": data.clusters.reforms,
+        "cluster_head_changes": data.clusters.head_changes,
+        "clusters_max": data.clusters.max_clusters,
     }
     timing = {
         "policy_cpu_s": data.policy_cpu_s,
@@ -114,15 +131,3 @@ def compute_metrics(data: RunData) -> Metrics:
         "wall_s": data.wall_s,
     }
     return Metrics(data.policy, outcome, timing)
-
-
-def _below20_with_room(data: RunData) -> int:
-    """Devices pushed below 20 % by fog work at a moment when, at the last sample before it, a
-    plugged or mains device had a free core (the sample is every 15 simulated minutes)."""
-    times = [t for t, _ in data.room_at]
-    count = 0
-    for when in data.below20_at.values():
-        i = bisect.bisect_right(times, when) - 1
-        if i >= 0 and data.room_at[i][1]:
-            count += 1
-    return count

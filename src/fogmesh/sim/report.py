@@ -67,6 +67,7 @@ _CSV_FIELDS = (
     "fog_mains_wh",
     "charging_mains_wh",
     "devices_below20_by_fog",
+    "devices_driven_below20_by_fog",
     "devices_below20_by_fog_while_room",
     "devices_below10_by_fog",
     "device_s_above55",
@@ -78,7 +79,12 @@ _CSV_FIELDS = (
     "wait_p95_s",
     "makespan_s",
     "utilisation_of_eligible",
+    "utilisation_of_hardware",
+    "offered_of_eligible",
     "fairness_jain",
+    "evictions",
+    "cluster_reforms",
+    "cluster_head_changes",
 )
 
 
@@ -195,7 +201,8 @@ _TABLE = (
     ("battery Wh by fog", "fog_battery_wh", "{:.0f}"),
     ("mains Wh by fog", "fog_mains_wh", "{:.0f}"),
     ("charging Wh (wall)", "charging_mains_wh", "{:.0f}"),
-    ("devices <20 % by fog", "devices_below20_by_fog", "{}"),
+    ("devices <20 % by fog energy", "devices_below20_by_fog", "{}"),
+    ("devices driven <20 % by fog", "devices_driven_below20_by_fog", "{}"),
     ("… while room on mains", "devices_below20_by_fog_while_room", "{}"),
     ("devices <10 % by fog", "devices_below10_by_fog", "{}"),
     ("device-h ≥ 55 °C", "device_s_above55", "h"),
@@ -206,7 +213,10 @@ _TABLE = (
     ("wait p95 (s)", "wait_p95_s", "{:.0f}"),
     ("makespan (h)", "makespan_s", "h"),
     ("utilisation of eligible", "utilisation_of_eligible", "{:.3f}"),
+    ("utilisation of hardware", "utilisation_of_hardware", "{:.3f}"),
     ("fairness (Jain)", "fairness_jain", "{:.3f}"),
+    ("evictions (battery floor)", "evictions", "{}"),
+    ("cluster head changes", "cluster_head_changes", "{}"),
 )
 
 

@@ -47,9 +47,10 @@ class Scenario:
     deadline_slack: float = 4.0
     # How often the coordinator runs a placement round.
     round_s: float = 30.0
-    # A device's view (battery %, °C) is refreshed when it moves by this much.
-    refresh_battery_pct: float = 2.0
-    refresh_temp_c: float = 2.0
+    # A device's view (battery %, °C) is refreshed when it moves by this much, and exactly when
+    # it crosses a level a rule reads (policy bands and their hysteresis, floor, ceiling, …).
+    refresh_battery_pct: float = 5.0
+    refresh_temp_c: float = 5.0
     # Habits: share of battery devices plugged in overnight, daytime plug-ins per day.
     overnight_charging: float = 0.8
     plugins_per_day: float = 1.0

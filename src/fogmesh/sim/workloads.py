@@ -152,6 +152,7 @@ class SimTask:
         "end_time",
         "first_start",
         "remaining",
+        "sched_rate",
         "spec",
         "start",
         "state",
@@ -180,6 +181,7 @@ class SimTask:
         self.end_reason = ""
         self.remaining = spec.duration_s  # reference-seconds of work left in this attempt
         self.version = 0  # bumps whenever the completion time is recomputed
+        self.sched_rate = -1.0  # the rate its pending completion event assumed (-1: none)
 
     @property
     def id(self) -> str:

@@ -15,6 +15,7 @@ from fogmesh.fog.scheduler.base import (
     not_now,
 )
 from fogmesh.fog.scheduler.config import DEFAULT_CONFIG, CapacityMode, SchedulerConfig, Weights
+from fogmesh.fog.scheduler.eviction import battery_evictions
 from fogmesh.fog.scheduler.explain import (
     Candidate,
     Failure,
@@ -64,6 +65,7 @@ __all__ = [
     "Verdict",
     "VerdictKind",
     "Weights",
+    "battery_evictions",
     "effective_priority",
     "estimate_speed",
     "never",

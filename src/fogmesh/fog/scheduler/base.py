@@ -166,12 +166,14 @@ class TaskNeed:
 
 class Reservations:
     """What placements earlier in the same plan (and preemptions) took from or gave back to a
-    device: ``extra[device_id] = [cpu cores, memory MB, task count]``, added to the node's own."""
+    device: ``extra[device_id] = [cpu cores, memory MB, task count]``, added to the node's own;
+    ``wh[device_id]``: battery energy (Wh) those placements will draw."""
 
-    __slots__ = ("extra",)
+    __slots__ = ("extra", "wh")
 
     def __init__(self) -> None:
         self.extra: dict[str, list[float]] = {}
+        self.wh: dict[str, float] = {}
 
     def add(self, device_id: str, cpu: float, mem: float, count: int) -> None:
         e = self.extra.get(device_id)

@@ -58,11 +58,22 @@ class SchedulerConfig:
 
     # hard limits (filters)
     battery_floor_percent: float = 20.0  # unplugged battery devices below this get no work
+    # An unplugged battery must stay this far above the floor once the energy of the new task and
+    # of the work already leased there is drawn (owner's own use meanwhile, estimate error).
+    battery_reserve_percent: float = 3.0
+    # Node-pressure eviction (kubelet's pattern): work on an unplugged battery that has fallen
+    # to floor + this is stopped and requeued, so fog work never takes a battery below the floor
+    # (e.g. a task placed while charging whose device was then unplugged).
+    battery_evict_margin_percent: float = 1.0
     thermal_ceiling_c: float = 65.0  # the seed's "critical thermal"
     thermal_level_ceiling: ThermalLevel = ThermalLevel.SEVERE
     long_task_s: float = 300.0  # a task this long or longer is "long"
     long_task_min_battery_percent: float = 60.0  # … and needs this much charge when unplugged
     max_tasks_per_node: int | None = None  # fleet-wide cap on top of each device's own policy
+    # A task expected to take at most this long may be leased to a device whose slots are full,
+    # to wait in the agent's queue (NodeView.queue_cap places): tiny tasks then flow without a
+    # coordinator round trip per task. 0 turns queueing off.
+    queue_task_max_s: float = 2.0
 
     # scoring
     charging_bonus: float = 1.5  # the seed's rule
@@ -99,9 +110,12 @@ class SchedulerConfig:
                 f"must be 'binpack' or 'spread', not {self.capacity_mode!r}", field="capacity_mode"
             ) from None
         _number(self, "battery_floor_percent", 0, 100)
+        _number(self, "battery_reserve_percent", 0, 100)
+        _number(self, "battery_evict_margin_percent", 0, 100)
         _number(self, "thermal_ceiling_c", 0, 150, open_low=True)
         _number(self, "long_task_s", 0, 7 * 24 * 3600, open_low=True)
         _number(self, "long_task_min_battery_percent", 0, 100)
+        _number(self, "queue_task_max_s", 0, 3600)
         _number(self, "charging_bonus", 1, 10)
         _number(self, "battery_scale", 0, 1, open_low=True)
         if self.battery_scale * self.charging_bonus > 1.0:

@@ -77,6 +77,7 @@ class Placement:
     preempts: tuple[str, ...] = ()  # task ids evicted to make room (see Plan.preempted)
     evaluated: int = 0  # devices the decision looked at
     full_scan: bool = False
+    duration_s: float = 0.0  # the task's estimated run time, carried into the reservation
 
     def explain(self) -> str:
         lines = [f"task {self.task_id} → {self.device_id} (score {self.score:.3f})"]

@@ -13,12 +13,15 @@ GpuFilter                 never      a GPU task needs a device with a GPU
 ModelFilter               never      a task requiring a model needs it deployed on the device
 HardwareFilter            never      cores ≤ the device's cores, MB ≤ its RAM
 PowerModeFilter           not_now    critical power mode admits only CRITICAL work
-ConcurrencyFilter         not_now    tasks < min(policy max_concurrent_tasks, fleet cap)
+ConcurrencyFilter         not_now    tasks < min(policy max_concurrent_tasks, fleet cap);
+                                     a short task may also take a queue place at the agent
 CpuFilter                 not_now    cores ≤ policy share (cores × cpu_limit_percent)
                                      and ≤ what is free after reservations
 MemoryFilter              not_now    MB ≤ policy budget (min(RAM, memory_limit_mb))
                                      and ≤ what is free after reservations
 BatteryFloorFilter        not_now    unplugged battery ≥ floor (mains and charging pass)
+BatteryDrainFilter        not_now    unplugged battery after this task's and the leased work's
+                                     energy ≥ floor + reserve (capacity and W/core known)
 ThermalFilter             not_now    temperature < ceiling and platform level < ceiling
 LongTaskBatteryFilter     not_now    a long task on an unplugged battery needs a high charge
 MinBatteryFilter          not_now    the task's own minimum charge (mains and charging pass)
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
     from fogmesh.fog.scheduler.snapshot import NodeView
 
 __all__ = [
+    "BatteryDrainFilter",
     "BatteryFloorFilter",
     "ChargingFilter",
     "ConcurrencyFilter",
@@ -147,10 +151,20 @@ class PowerModeFilter(Filter):
 
 
 class ConcurrencyFilter(Filter):
+    """Slots, plus queue places for short tasks.
+
+    A device runs at most ``slot_cap`` tasks at once. A task expected to take at most
+    ``queue_task_max_s`` may also be leased while the slots are full, up to ``queue_cap`` more:
+    it waits in the agent's own queue and starts the moment a slot frees, with no round trip to
+    the coordinator in between (Ray pipelines tasks to leased workers the same way). The agent
+    re-checks its policy before starting a queued task.
+    """
+
     name = "concurrency"
 
     def __init__(self, config: SchedulerConfig) -> None:
         self.fleet_cap = config.max_tasks_per_node
+        self.queue_task_max_s = config.queue_task_max_s
 
     def check(self, node: NodeView, need: TaskNeed, ctx: Reservations) -> Verdict:
         cap = node.slot_cap
@@ -164,6 +178,8 @@ class ConcurrencyFilter(Filter):
         e = ctx.extra.get(node.device_id)
         running = node.n_running + int(e[2]) if e is not None else node.n_running
         if running < cap:
+            return PASS
+        if need.duration <= self.queue_task_max_s and running < cap + node.queue_cap:
             return PASS
         return not_now("slots_busy", f"device runs {running} of at most {cap} tasks")
 
@@ -219,6 +235,46 @@ class BatteryFloorFilter(Filter):
         if pct >= self.floor:
             return PASS
         return not_now("battery_floor", f"battery {pct:g}% < floor {self.floor:g}%, not charging")
+
+
+def task_wh(node: NodeView, need: TaskNeed) -> float:
+    """Battery energy ``need`` would draw on ``node``: reference core-seconds × W per busy core
+    ÷ the node's speed (a slower device runs longer at the same draw). 0 when unknown."""
+    w = node.fog_w_per_core
+    if not w or node.speed <= 0:
+        return 0.0
+    return need.cpu * need.duration * w / node.speed / 3600.0
+
+
+class BatteryDrainFilter(Filter):
+    """Would this task push an unplugged battery below the floor? The floor filter looks at the
+    charge now; this one at the charge left once the task (and the work already leased to the
+    device) has drawn its energy: a phone at 25 % passes the floor but not a 2 Wh task."""
+
+    name = "battery_drain"
+
+    def __init__(self, config: SchedulerConfig) -> None:
+        self.floor = config.battery_floor_percent
+        self.keep = config.battery_floor_percent + config.battery_reserve_percent
+
+    def check(self, node: NodeView, need: TaskNeed, ctx: Reservations) -> Verdict:
+        if node.power is not _BATTERY:
+            return PASS
+        cap = node.battery_wh
+        pct = node.battery_percent
+        if not cap or pct is None:
+            return PASS  # no capacity figure: only the floor filter can judge
+        wh = task_wh(node, need)
+        committed = node.fog_wh_committed + ctx.wh.get(node.device_id, 0.0)
+        after = pct - 100.0 * (committed + wh) / cap
+        if after >= self.keep:
+            return PASS
+        return not_now(
+            "battery_drain",
+            f"battery {pct:.3g}% − ({wh:.3g} Wh task + {committed:.3g} Wh leased) / "
+            f"{cap:g} Wh = {after:.3g}% < floor {self.floor:g}% + reserve "
+            f"{self.keep - self.floor:g}%",
+        )
 
 
 class ThermalFilter(Filter):
@@ -318,6 +374,7 @@ def default_filters(config: SchedulerConfig) -> tuple[Filter, ...]:
         CpuFilter(),
         MemoryFilter(),
         BatteryFloorFilter(config),
+        BatteryDrainFilter(config),
         ThermalFilter(config),
         LongTaskBatteryFilter(config),
         MinBatteryFilter(),

@@ -1,8 +1,9 @@
 """Indexes that let a placement sample likely-feasible devices instead of scanning all of them.
 
-Capacity buckets: every device with a free slot sits in exactly one bucket keyed by
+Capacity buckets: every device with a free slot (or room in its queue of short tasks) sits in
+exactly one bucket keyed by
 
-    (power band, capacity class)
+    (power band, capacity class, only queue places left)
 
 power band 0 = mains, 1 = charging battery, 2–4 = unplugged battery below 20 %, 20–60 %, at
 least 60 % (the default floor and long-task charge), 5 = device in critical power mode (admits
@@ -46,7 +47,7 @@ __all__ = [
     "capacity_class",
 ]
 
-BucketKey = tuple[int, int]
+BucketKey = tuple[int, int, bool]  # (power band, capacity class, only queue places left)
 _K = TypeVar("_K")
 
 BAND_MAINS: Final = 0
@@ -92,9 +93,11 @@ def bucket_key(
 ) -> BucketKey | None:
     free_cpu = node.cpu_cap - cpu_used
     free_mem = node.mem_cap - mem_used
-    if n_running >= node.slot_cap or free_cpu <= 0 or free_mem <= 0:
+    # A device whose slots are full may still queue short tasks (``queue_cap``): it stays in a
+    # bucket, and the concurrency filter decides per task.
+    if n_running >= node.slot_cap + node.queue_cap or free_cpu <= 0 or free_mem <= 0:
         return None
-    return (power_band(node), capacity_class(free_cpu, free_mem))
+    return (power_band(node), capacity_class(free_cpu, free_mem), n_running >= node.slot_cap)
 
 
 class Group:
@@ -127,8 +130,26 @@ class Group:
             self.pos[last.device_id] = pos
 
 
+def has_free_slot(node: NodeView) -> bool:
+    """In a bucket and not just for queue places: a task of any length could start here."""
+    return (
+        node.n_running < node.slot_cap
+        and node.cpu_cap > node.cpu_used
+        and (node.mem_cap > node.mem_used)
+    )
+
+
 class NodeIndex:
-    __slots__ = ("buckets", "by_model", "by_site", "by_type", "gpu", "key_of", "nodes")
+    __slots__ = (
+        "buckets",
+        "by_model",
+        "by_site",
+        "by_type",
+        "gpu",
+        "key_of",
+        "nodes",
+        "slot_room",
+    )
 
     def __init__(self) -> None:
         self.nodes: dict[str, NodeView] = {}
@@ -138,6 +159,7 @@ class NodeIndex:
         self.by_type: dict[DeviceType, Group] = {}
         self.by_model: dict[str, Group] = {}
         self.gpu = Group()
+        self.slot_room = 0  # devices with a free slot (has_free_slot)
 
     def add(self, node: NodeView) -> None:
         did = node.device_id
@@ -146,6 +168,8 @@ class NodeIndex:
         self.key_of[did] = key
         if key is not None:
             _group(self.buckets, key).add(node)
+        if has_free_slot(node):
+            self.slot_room += 1
         if node.site is not None:
             _group(self.by_site, node.site).add(node)
         _group(self.by_type, node.device_type).add(node)
@@ -156,7 +180,8 @@ class NodeIndex:
 
     def remove(self, node: NodeView) -> None:
         did = node.device_id
-        del self.nodes[did]
+        if has_free_slot(self.nodes.pop(did)):
+            self.slot_room -= 1
         key = self.key_of.pop(did)
         if key is not None:
             _discard(self.buckets, key, did)

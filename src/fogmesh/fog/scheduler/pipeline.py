@@ -50,7 +50,7 @@ from fogmesh.fog.scheduler.explain import (
     summarise,
     summary_text,
 )
-from fogmesh.fog.scheduler.filters import default_filters
+from fogmesh.fog.scheduler.filters import default_filters, task_wh
 from fogmesh.fog.scheduler.index import (
     BAND_CHARGING,
     BAND_CRITICAL_MODE,
@@ -59,6 +59,7 @@ from fogmesh.fog.scheduler.index import (
     battery_bands_from,
     bucket_key,
     capacity_class,
+    has_free_slot,
 )
 from fogmesh.fog.scheduler.scorers import default_scorers
 from fogmesh.fog.scheduler.snapshot import ClusterSnapshot, NodeView
@@ -170,7 +171,23 @@ class Pipeline:
             self._static.clear()
         run = _Run(self, snapshot, rng_seed)
         for neg_ep, _, _, task in queue:
+            short = task.resources.estimated_duration <= cfg.queue_task_max_s
+            if run.no_room_for(short) and short in run.full and not need_critical(task):
+                # Every device is full for this round: the rest cannot be placed, and saying
+                # so costs nothing (a burst of queued work must not make each round
+                # O(queue × devices)).
+                run.no_room(task, -neg_ep, short)
+                continue
             run.decide(task, -neg_ep)
+            if (
+                run.no_room_for(short)
+                and short not in run.full
+                and run.unplaced
+                and run.unplaced[-1].task_id == task.id
+            ):
+                # The first task refused once the fleet is full keeps its full explanation;
+                # the ones after it point to it.
+                run.full[short] = run.unplaced[-1]
         return Plan(
             placements=tuple(run.placements),
             unplaced=tuple(run.unplaced),
@@ -248,6 +265,11 @@ class Pipeline:
         return tuple(parts)
 
 
+def need_critical(task: Task) -> bool:
+    """Whether the task may preempt (the same test as ``TaskNeed.critical``)."""
+    return task.priority >= TaskPriority.CRITICAL
+
+
 def _out_of_range(scorer: Scorer, x: float, node: NodeView, need: TaskNeed) -> SchedulingError:
     return SchedulingError(
         f"scorer {scorer.name!r} returned {x!r} for device {node.device_id} and task "
@@ -274,7 +296,7 @@ class _Run:
         self.preempted_ids: set[str] = set()
         # shape → [(cpu, mem, unplaced)] of tasks that fitted nowhere in this call
         self.failures: dict[tuple[object, ...], list[tuple[float, int, Unplaced]]] = {}
-        self.sources: dict[tuple[float, bool, int], _Source] = {}
+        self.sources: dict[tuple[float, bool, int, bool], _Source] = {}
         self.checks: dict[tuple[object, ...], _Checks] = {}
         self.task_constant = 0.0
         self.task_scorers: _ScoreFns = ()
@@ -282,6 +304,15 @@ class _Run:
         self.evaluated = 0
         self.full_scans = 0
         self.cached_failures = 0
+        # Devices that still have a free slot, CPU and memory (those in a capacity bucket),
+        # less the ones this run has filled. At 0 no ordinary task can be placed.
+        # Devices with any lease room (a slot, or a queue place for short tasks), and those
+        # with a free slot (what a longer task needs), less the ones this run has filled.
+        self.room = sum(len(g.items) for g in self.index.buckets.values())
+        self.slot_room = self.index.slot_room
+        self.slotted: dict[str, bool] = {}
+        # short task? → the first task refused after that kind of room ran out
+        self.full: dict[bool, Unplaced] = {}
 
     # -- one task -----------------------------------------------------------------------------
 
@@ -293,7 +324,6 @@ class _Run:
         filters = self.checks.get(shape)
         if filters is None:
             filters = self.checks[shape] = tuple(f.check for f in self.p.filters if f.applies(need))
-        self.task_constant, self.task_scorers = self.p.task_part(need)
         for cpu, mem, earlier in self.failures.get(shape, ()):
             if need.cpu >= cpu and need.mem >= mem:
                 self.cached_failures += 1
@@ -308,6 +338,7 @@ class _Run:
                 )
                 return
 
+        self.task_constant, self.task_scorers = self.p.task_part(need)
         d = _Decision()
         k = cfg.sample_k
         if k is None:
@@ -367,7 +398,10 @@ class _Run:
             if need.min_battery is not None and need.min_battery > floor:
                 floor = need.min_battery
         cls = capacity_class(need.cpu, need.mem)
-        key = (floor, need.critical, cls)
+        # Devices with only queue places left serve short tasks alone; a longer task never
+        # samples them.
+        short = need.duration <= cfg.queue_task_max_s
+        key = (floor, need.critical, cls, short)
         src = self.sources.get(key)
         if src is None:
             bands = {BAND_MAINS, BAND_CHARGING}
@@ -376,7 +410,9 @@ class _Run:
             if need.critical:
                 bands.add(BAND_CRITICAL_MODE)
             eligible = [
-                (k, g.items) for k, g in self.index.buckets.items() if k[1] >= cls and k[0] in bands
+                (k, g.items)
+                for k, g in self.index.buckets.items()
+                if k[1] >= cls and k[0] in bands and (short or not k[2])
             ]
             src = _Source([items for _, items in eligible], frozenset(k for k, _ in eligible))
             self.sources[key] = src
@@ -481,6 +517,10 @@ class _Run:
             runners = [Candidate(n.device_id, s) for s, n in others if n is not node]
             runners = runners[: cfg.explain_runners_up]
         self.res.add(node.device_id, need.cpu, need.mem, 1)
+        if node.battery_wh:
+            wh = task_wh(node, need)
+            if wh:
+                self.res.wh[node.device_id] = self.res.wh.get(node.device_id, 0.0) + wh
         self._reindex(node)
         self.placements.append(
             Placement(
@@ -497,12 +537,38 @@ class _Run:
                 preempts=preempts,
                 evaluated=d.evaluated,
                 full_scan=d.full_scan,
+                duration_s=need.duration,
             )
         )
 
     def _reindex(self, node: NodeView) -> None:
         cpu, mem, n = self.res.used(node)
-        self.moved[node.device_id] = bucket_key(node, cpu, mem, n)
+        did = node.device_id
+        before = self.moved[did] if did in self.moved else self.index.key_of.get(did)
+        after = self.moved[did] = bucket_key(node, cpu, mem, n)
+        if before is not None and after is None:
+            self.room -= 1
+        had_slot = self.slotted[did] if did in self.slotted else has_free_slot(node)
+        has_slot = self.slotted[did] = after is not None and n < node.slot_cap
+        if had_slot and not has_slot:
+            self.slot_room -= 1
+
+    def no_room_for(self, short: bool) -> bool:
+        return (self.room if short else self.slot_room) <= 0
+
+    def no_room(self, task: Task, ep: float, short: bool) -> None:
+        """Unplaced because no device has room left this round for this kind of task."""
+        first = self.full[short]
+        self.cached_failures += 1
+        self.unplaced.append(
+            Unplaced(
+                task.id,
+                ep,
+                f"no device has room left this round, as for {first.task_id}: {first.summary}",
+                first.counts,
+                first.rejected,
+            )
+        )
 
     def _give_up(
         self,

@@ -59,6 +59,9 @@ class RunningTask:
     cpu_cores: float
     memory_mb: int
     started_at: float = 0.0
+    # Estimated run time at reference speed (0: unknown). Lets the battery-drain filter count
+    # the energy already committed on a device, not just the new task's.
+    duration_s: float = 0.0
 
 
 # Rough single-core speed relative to a 2 GHz laptop core when the clock is unknown.
@@ -70,6 +73,16 @@ _TYPE_SPEED: Final = {
     DeviceType.RASPBERRY_PI: 0.5,
 }
 _REFERENCE_MHZ: Final = 2000.0
+
+# Battery capacity (Wh) and the extra draw of one fully busy core over idle (W), by class, when
+# the device does not say: the published figures sim.power's presets use (PureEdgeSim's phone
+# 0.078–3.3 W and laptop 1.7–23.6 W; 18.75 / 30 / 56 Wh) spread over 8 cores. Mains-only classes
+# have no entry. tests/fog/test_battery_drain.py checks they agree with sim.power.
+_TYPE_ENERGY: Final = {
+    DeviceType.SMARTPHONE: (18.75, (3.3 - 0.078) / 8),
+    DeviceType.TABLET: (30.0, (8.0 - 0.3) / 8),
+    DeviceType.LAPTOP: (56.0, (23.6 - 1.7) / 8),
+}
 
 
 def estimate_speed(capabilities: DeviceCapabilities, device_type: DeviceType) -> float:
@@ -88,6 +101,7 @@ class NodeView:
 
     __slots__ = (
         "battery_percent",
+        "battery_wh",
         "cpu_cap",
         "cpu_cores",
         "cpu_temp_c",
@@ -95,6 +109,8 @@ class NodeView:
         "deployed_models",
         "device_id",
         "device_type",
+        "fog_w_per_core",
+        "fog_wh_committed",
         "has_gpu",
         "mem_cap",
         "mem_used",
@@ -106,6 +122,7 @@ class NodeView:
         "optimization",
         "power",
         "power_mode",
+        "queue_cap",
         "running",
         "site",
         "slot_cap",
@@ -130,11 +147,15 @@ class NodeView:
     deployed_models: frozenset[str]
     optimization: ResourceOptimization | None
     running: tuple[RunningTask, ...]
+    battery_wh: float | None
+    fog_w_per_core: float | None
     # derived
+    fog_wh_committed: float
     power_mode: PowerMode
     cpu_cap: float
     mem_cap: int
     slot_cap: int
+    queue_cap: int  # leases for short tasks beyond slot_cap, waiting in the agent's own queue
     cpu_used: float
     mem_used: int
     n_running: int
@@ -159,6 +180,9 @@ class NodeView:
         deployed_models: Iterable[str] = (),
         optimization: ResourceOptimization | None = None,
         running: Iterable[RunningTask] = (),
+        battery_wh: float | None = None,
+        fog_w_per_core: float | None = None,
+        queued_per_slot: int = 4,
     ) -> None:
         if not device_id:
             raise InvalidRequest("device_id must not be empty")
@@ -208,9 +232,20 @@ class NodeView:
         _set(self, "cpu_cap", cpu_cap)
         _set(self, "mem_cap", mem_cap)
         _set(self, "slot_cap", slot_cap)
+        _set(self, "queue_cap", slot_cap * max(0, int(queued_per_slot)))
         _set(self, "cpu_used", math.fsum(t.cpu_cores for t in running_t) if running_t else 0.0)
         _set(self, "mem_used", sum(t.memory_mb for t in running_t))
         _set(self, "n_running", len(running_t))
+        _set(self, "battery_wh", battery_wh)
+        _set(self, "fog_w_per_core", fog_w_per_core)
+        # Energy the work already leased here will draw: core-seconds at reference speed ×
+        # watts per core ÷ this device's speed. Counted whole (not what is left of it): the
+        # scheduler does not know how far a task has got, and erring high keeps the floor safe.
+        committed = 0.0
+        if fog_w_per_core and speed > 0 and running_t:
+            ref_core_s = math.fsum(t.cpu_cores * t.duration_s for t in running_t)
+            committed = ref_core_s * fog_w_per_core / speed / 3600.0
+        _set(self, "fog_wh_committed", committed)
 
     # The same object is shared by every index the node is in: it must stay a value.
     def __setattr__(self, name: str, value: Any) -> None:
@@ -268,6 +303,8 @@ _INIT_FIELDS: Final = (
     "deployed_models",
     "optimization",
     "running",
+    "battery_wh",
+    "fog_w_per_core",
 )
 
 
@@ -281,8 +318,13 @@ def node_from_profile(
     site: str | None = None,
     network: str | None = None,
     speed: float | None = None,
+    battery_wh: float | None = None,
+    fog_w_per_core: float | None = None,
 ) -> NodeView:
     """Build a node from a device profile; computes the optimization with ``policy`` if not given.
+
+    ``battery_wh`` and ``fog_w_per_core`` (the battery-drain filter's inputs) default to the
+    device class's published figures for a battery device.
 
     Call it once per heartbeat and keep the node: ``evaluate`` is not on the placement path.
     """
@@ -297,6 +339,10 @@ def node_from_profile(
     else:
         power = PowerSource.BATTERY
     thermal = profile.platform_thermal.level if profile.platform_thermal is not None else None
+    if power is not PowerSource.MAINS and (battery_wh is None or fog_w_per_core is None):
+        default_wh, default_w = _TYPE_ENERGY.get(profile.device_type, (None, None))
+        battery_wh = default_wh if battery_wh is None else battery_wh
+        fog_w_per_core = default_w if fog_w_per_core is None else fog_w_per_core
     return NodeView(
         profile.device_id,
         device_type=profile.device_type,
@@ -315,6 +361,8 @@ def node_from_profile(
         deployed_models=deployed_models,
         optimization=optimization,
         running=running,
+        battery_wh=battery_wh,
+        fog_w_per_core=fog_w_per_core,
     )
 
 
@@ -384,6 +432,7 @@ class ClusterSnapshot:
                         placement.cpu_cores,
                         placement.memory_mb,
                         now,
+                        placement.duration_s,
                     )
                 )
             )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -48,6 +48,7 @@ __all__ = [
 ]
 
 TERMINAL_STATES: Final = frozenset({"completed", "failed", "cancelled"})
+BATCH_LIMIT: Final = 1000  # tasks per batch request (the server refuses more)
 RUNTIME_FILE: Final = "coordinator.json"  # written by the coordinator service at start
 TICKET_FILE: Final = "admin.ticket"
 _START_HINT: Final = "start one with `fogmesh coordinator`"
@@ -175,6 +176,25 @@ class FogClient:
             body["deadline"] = deadline
         return self._object("POST", "/v1/tasks", json=body)
 
+    def submit_many(self, tasks: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Submit many tasks; their ids, in order, once all are stored.
+
+        Each item is a ``POST /v1/tasks`` body (``{"type": ..., "payload": ...}``). They travel
+        1,000 to a request; each request is all or none, so on an error the ids of the requests
+        that went before are already stored (the error says which task was refused).
+        """
+        ids: list[str] = []
+        items = [dict(t) for t in tasks]
+        for start in range(0, len(items), BATCH_LIMIT):
+            reply = self._object(
+                "POST", "/v1/tasks/batch", json={"tasks": items[start : start + BATCH_LIMIT]}
+            )
+            got = reply.get("task_ids")
+            if not isinstance(got, list):
+                raise TransportError(f"{self.url} answered a batch submit without task ids")
+            ids += [str(i) for i in got]
+        return ids
+
     def tasks(
         self, state: str | None = None, limit: int = 100, after: str | None = None
     ) -> list[dict[str, Any]]:
@@ -189,6 +209,17 @@ class FogClient:
     def task(self, task_id: str) -> dict[str, Any]:
         """The task as stored, with its attempt history."""
         return self._object("GET", f"/v1/tasks/{_segment(task_id)}", not_found=TaskNotFound)
+
+    def artefact(self, task_id: str) -> bytes:
+        """The JSON bytes of a completed task's result that was stored as an artefact (results
+        over 1 MiB); its ``result.artefact`` has the SHA-256 and size."""
+        try:
+            response = self._http.get(f"/v1/tasks/{_segment(task_id)}/artefact")
+        except httpx.HTTPError as exc:
+            raise TransportError(f"cannot reach the coordinator at {self.url}: {exc}") from exc
+        if response.status_code != 200:
+            raise error_from_response(response)
+        return response.content
 
     def cancel(self, task_id: str, reason: str = "cancelled by request") -> dict[str, Any]:
         return self._object(
@@ -215,30 +246,28 @@ class FogClient:
         timeout: float = 300.0,
         *,
         on_poll: Callable[[dict[str, Any]], None] | None = None,
-        first_delay: float = 0.05,
-        max_delay: float = 1.0,
+        poll: float = 1.0,
     ) -> dict[str, Any]:
-        """Poll the task until it is completed, failed or cancelled; ``WaitTimeout`` after
-        ``timeout`` seconds. The poll interval doubles from ``first_delay`` to ``max_delay`` so
-        short tasks answer quickly and long ones do not load the coordinator."""
+        """Wait until the task is completed, failed or cancelled; ``WaitTimeout`` after
+        ``timeout`` seconds. Long-polls the coordinator (``GET /v1/tasks/{id}?wait=``), so the
+        answer comes the moment the task ends; ``on_poll`` sees the task every ``poll``
+        seconds meanwhile (progress bars)."""
         deadline = time.monotonic() + timeout
-        delay = first_delay
         while True:
-            task = self.task(task_id)
+            remaining = deadline - time.monotonic()
+            hold = max(0.0, min(poll, remaining))
+            task = self._object("GET", f"/v1/tasks/{_segment(task_id)}", params={"wait": hold})
             if on_poll is not None:
                 on_poll(task)
             if task.get("state") in TERMINAL_STATES:
                 return task
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if deadline - time.monotonic() <= 0:
                 raise WaitTimeout(
                     f"task {task_id} is still {task.get('state')} after {timeout:g} s "
                     f"(see `fogmesh explain {task_id}`)",
                     task_id=task_id,
                     state=task.get("state"),
                 )
-            time.sleep(min(delay, remaining))
-            delay = min(delay * 2, max_delay)
 
     # -- plumbing ---------------------------------------------------------------------------
     def _request(

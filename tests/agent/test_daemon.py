@@ -35,7 +35,13 @@ async def agent(
     rng: random.Random | None = None,
 ) -> AsyncIterator[tuple[AgentDaemon, asyncio.Task[None]]]:
     daemon = AgentDaemon(
-        AgentConfig(data_dir=data_dir, join_token=token, heartbeat=0.3, backoff_initial=backoff),
+        AgentConfig(
+            data_dir=data_dir,
+            join_token=token,
+            heartbeat=0.3,
+            backoff_initial=backoff,
+            reading_max_age=0.0,  # every decision reads the sensors (the default reuses 0.25 s)
+        ),
         runner or FakeRunner(),
         sensors=sensors or EmulatedSensors(preset("desktop")),
         rng=rng,

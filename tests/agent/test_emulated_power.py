@@ -445,7 +445,10 @@ async def test_a_phone_heated_by_its_work_refuses_the_next_task(tmp_path: Path) 
         # No heartbeat during the test: the coordinator's view stays the cool phone it
         # registered, so only the agent's own fresh reading can refuse the task.
         config = AgentConfig(
-            data_dir=tmp_path / "phone", join_token=join_token(service), heartbeat=60.0
+            data_dir=tmp_path / "phone",
+            join_token=join_token(service),
+            heartbeat=60.0,
+            reading_max_age=0.0,  # emulated time jumps 30 min while wall time stands still
         )
         daemon = AgentDaemon(config, MeteredRunner(FakeRunner(), phone), sensors=phone)
         stop = asyncio.Event()

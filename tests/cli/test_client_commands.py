@@ -532,3 +532,30 @@ def test_client_cancel_and_a_second_cancel_is_illegal(fog: LiveFog) -> None:
         assert client.wait(task_id, timeout=1)["state"] == "cancelled"
         with pytest.raises(IllegalTransition):
             client.cancel(task_id)
+
+
+def test_client_submit_many_and_wait(fog: LiveFog) -> None:
+    from fogmesh.client import FogClient
+
+    with FogClient(fog.url, ticket(fog, "submit", "read")) as client:
+        specs = [
+            {
+                "type": "validation",
+                "cpu_cores": 0.1,
+                "memory_mb": 16,
+                "estimated_duration": 1,
+                "payload": {
+                    "type": "python",
+                    "function": "fogmesh.agent.workloads.basic:echo",
+                    "args": {"x": i},
+                },
+            }
+            for i in range(3)
+        ]
+        ids = client.submit_many(specs)
+        assert len(ids) == 3
+        for i, task_id in enumerate(ids):
+            done = client.wait(task_id, timeout=30)
+            assert done["state"] == "completed" and done["result"] == {"echo": {"x": i}}
+        with pytest.raises(FogmeshError, match="task 0"):
+            client.submit_many([{**specs[0], "deadline": 1.0}])

@@ -9,8 +9,6 @@ acknowledged task lost, none completed twice → SIGTERM stops everything cleanl
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,15 +19,6 @@ pytestmark = pytest.mark.slow
 ECHO = "fogmesh.agent.workloads:echo"
 BURN = "fogmesh.agent.workloads:burn"
 FINISHED = ("completed", "failed", "cancelled")
-
-
-@pytest.fixture
-def fog(tmp_path: Path) -> Iterator[Fog]:
-    fog = Fog(tmp_path)
-    try:
-        yield fog
-    finally:
-        fog.stop_all()
 
 
 def _ready(fog: Fog, n: int) -> list[dict[str, Any]]:

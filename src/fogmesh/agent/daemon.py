@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import random
 from collections.abc import Callable
@@ -23,17 +24,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import msgspec
+
 from fogmesh.agent.link import AgentCredentials, Link, LinkRefused, open_link
 from fogmesh.agent.runner import RunLimits, RunOutcome
 from fogmesh.clock import Clock, WallClock
 from fogmesh.devices.model import DeviceProfile
 from fogmesh.devices.sensors import SensorSource, sensor_source_from_env
-from fogmesh.errors import FogmeshError, TransportError
-from fogmesh.fog.tasks import Task
+from fogmesh.errors import FogmeshError, ModelNotFound, TransportError
+from fogmesh.fog.tasks import ModelPayload, Task
 from fogmesh.mobile.modes import PowerMode
 from fogmesh.mobile.policy import ResourceOptimization
 from fogmesh.mobile.resource_manager import MobileResourceManager
 from fogmesh.wire.messages import (
+    ArtefactChunk,
+    ArtefactRef,
     Assign,
     Cancel,
     Enrolled,
@@ -42,6 +47,10 @@ from fogmesh.wire.messages import (
     Heartbeat,
     HeartbeatAck,
     Message,
+    ModelData,
+    ModelFetch,
+    ModelOffer,
+    ModelUnavailable,
     Refused,
     Register,
     ResultAck,
@@ -54,6 +63,8 @@ from fogmesh.wire.messages import (
 __all__ = ["AgentConfig", "AgentDaemon", "Runner", "compute_limits"]
 
 log = logging.getLogger(__name__)
+
+ARTEFACT_CHUNK = 256 << 10  # bytes of a big result per message (a few Noise frames each)
 
 Key = tuple[str, int]  # (task id, attempt): one lease
 
@@ -81,6 +92,35 @@ class AgentConfig:
     backoff_max: float = 30.0
     stop_grace: float = 10.0  # on stop: how long running tasks may finish and be reported
     agent_version: str = ""
+    # How old a sensor reading may be when deciding whether to take a task: a burst of tiny
+    # tasks then costs one reading, not one each. Batteries and temperatures do not move
+    # meaningfully in a quarter of a second.
+    reading_max_age: float = 0.25
+    # Short tasks the coordinator may lease beyond the policy's concurrent-task limit, per slot;
+    # they wait here and start as slots free up (the scheduler's NodeView.queue_cap).
+    queued_per_slot: int = 4
+    model_fetch_timeout: float = 300.0  # a model the agent lacks must arrive within this
+
+
+def model_dir(data_dir: Path) -> Path:
+    """Where an agent keeps the models it fetched (the runner resolves ``model`` tasks here)."""
+    return Path(data_dir) / "agent" / "models"
+
+
+def model_resolver(data_dir: Path) -> Callable[[str], Path | None]:
+    """A ``RunnerConfig.model_resolver`` over ``model_dir``; the cache is opened on first use,
+    so an agent that never runs a model never imports the edge package."""
+    cache: list[Any] = []
+
+    def resolve(model_id: str) -> Path | None:
+        if not cache:
+            from fogmesh.edge.cache import ModelCache
+
+            cache.append(ModelCache(model_dir(data_dir)))
+        found: Path | None = cache[0].resolve(model_id)
+        return found
+
+    return resolve
 
 
 def compute_limits(
@@ -120,6 +160,13 @@ class AgentDaemon:
         self._outbox: dict[Key, ResultMsg | Refused] = {}
         self._link: Link | None = None
         self._optimization: ResourceOptimization | None = None
+        self._reading: tuple[float, DeviceProfile, ResourceOptimization] | None = None
+        self._artefacts: dict[tuple[str, int], bytes] = {}  # big results until acknowledged
+        self._model_cache: Any = None  # edge.cache.ModelCache, opened by the first model task
+        self._fetches: dict[str, asyncio.Future[Path]] = {}  # model id → its transfer's end
+        self._receivers: dict[str, Any] = {}  # transfer id → edge.transfer.ModelReceiver
+        self._executing = 0  # tasks holding a slot (the rest of _running wait for one)
+        self._slot_free = asyncio.Event()
         self._server_interval = config.heartbeat
         self._seq = 0
         self.connected = asyncio.Event()
@@ -231,7 +278,10 @@ class AgentDaemon:
             self.sessions += 1
             self.connected.set()
             for message in list(self._outbox.values()):
-                await link.channel.send(message)
+                if isinstance(message, ResultMsg):
+                    await self._send_result(message)
+                else:
+                    await link.channel.send(message)
             heart = asyncio.create_task(self._heartbeats(link))
             while True:
                 await self._on_message(await link.channel.recv())
@@ -240,6 +290,11 @@ class AgentDaemon:
                 self.disconnects += 1
             self._link = None
             self.connected.clear()
+            for receiver in self._receivers.values():
+                receiver.abort()
+            self._receivers.clear()
+            for model_id in list(self._fetches):
+                self._end_fetch(model_id, TransportError("the link dropped during the transfer"))
             if heart is not None:
                 heart.cancel()
                 with contextlib.suppress(asyncio.CancelledError, FogmeshError, OSError):
@@ -252,7 +307,15 @@ class AgentDaemon:
         profile = profile.replace(device_id=self.device_id, timestamp=self.clock.time())
         optimization = await self.manager.optimize_for_device(profile)
         self._optimization = optimization
+        self._reading = (self.clock.time(), profile, optimization)
         return profile, optimization
+
+    async def _recent_read(self) -> tuple[DeviceProfile, ResourceOptimization]:
+        """The last reading if it is at most ``reading_max_age`` old, else a new one."""
+        last = self._reading
+        if last is not None and self.clock.time() - last[0] <= self.config.reading_max_age:
+            return last[1], last[2]
+        return await self._read()
 
     def heartbeat_interval(self) -> float:
         base = self.config.heartbeat
@@ -292,12 +355,15 @@ class AgentDaemon:
                 await self.runner.cancel(message.task_id)
         elif isinstance(message, ResultAck):
             self._outbox.pop((message.task_id, message.attempt), None)
+            self._artefacts.pop((message.task_id, message.attempt), None)
             if not self._outbox:
                 self._all_acked.set()
             if not message.accepted:
                 log.info("coordinator did not take %s: %s", message.task_id, message.reason)
         elif isinstance(message, HeartbeatAck):
             pass
+        elif isinstance(message, ModelOffer | ModelData | ModelUnavailable):
+            self._on_model_message(message)
         elif isinstance(message, ErrorMsg):
             log.warning("coordinator error: %s", message.reason)
 
@@ -305,7 +371,7 @@ class AgentDaemon:
         key = (task.id, task.attempt)
         if key in self._running or key in self._outbox:
             return  # a re-sent lease we already hold
-        profile, optimization = await self._read()
+        profile, optimization = await self._recent_read()
         reason = self._refusal(optimization)
         if reason is not None:
             refused = Refused(task_id=task.id, attempt=task.attempt, reason=reason)
@@ -321,19 +387,153 @@ class AgentDaemon:
         self._running[key] = asyncio.create_task(self._execute(task, limits), name=task.id)
 
     def _refusal(self, optimization: ResourceOptimization) -> str | None:
+        reason = self._policy_refusal(optimization)
+        if reason is not None:
+            return reason
+        slots = optimization.max_concurrent_tasks
+        room = slots * (1 + max(0, self.config.queued_per_slot))
+        if len(self._running) >= room:
+            return (
+                f"busy: {len(self._running)} tasks running or queued, policy allows "
+                f"{slots} at once in {optimization.power_mode.value} mode"
+            )
+        return None
+
+    def _policy_refusal(self, optimization: ResourceOptimization) -> str | None:
         if self._stopping:
             return "the agent is stopping"
         if not optimization.admits_work:
             texts = "; ".join(r.text for r in optimization.reasons) or "policy admits no work"
             return f"{optimization.power_mode.value}: {texts}"
-        if len(self._running) >= optimization.max_concurrent_tasks:
-            return (
-                f"busy: {len(self._running)} tasks running, policy allows "
-                f"{optimization.max_concurrent_tasks} in {optimization.power_mode.value} mode"
-            )
         return None
 
+    async def _take_slot(self) -> str | None:
+        """Wait for one of the policy's concurrent-task slots; a refusal reason instead if the
+        policy forbids work by the time a queued task's turn comes."""
+        waited = False
+        while True:
+            optimization = self._optimization
+            if waited:
+                _, optimization = await self._recent_read()
+                reason = self._policy_refusal(optimization)
+                if reason is not None:
+                    return reason
+            cap = optimization.max_concurrent_tasks if optimization is not None else 1
+            if self._executing < max(1, cap):
+                self._executing += 1
+                return None
+            waited = True
+            self._slot_free.clear()
+            await self._slot_free.wait()
+
+    def _release_slot(self) -> None:
+        self._executing -= 1
+        self._slot_free.set()
+
     async def _execute(self, task: Task, limits: RunLimits) -> None:
+        key = (task.id, task.attempt)
+        try:
+            reason = await self._take_slot()
+        except BaseException:
+            self._running.pop(key, None)
+            raise
+        if reason is not None:
+            self._running.pop(key, None)
+            refused = Refused(task_id=task.id, attempt=task.attempt, reason=reason)
+            self._outbox[key] = refused
+            await self._send(refused)
+            return
+        try:
+            missing = await self._ensure_model(task)
+            if missing is not None:
+                refused = Refused(task_id=task.id, attempt=task.attempt, reason=missing)
+                self._running.pop(key, None)
+                self._outbox[key] = refused
+                await self._send(refused)
+                return
+            await self._run_task(task, limits)
+        finally:
+            self._release_slot()
+
+    # -- models over the link -------------------------------------------------------------------
+    def model_cache(self) -> Any:
+        """This device's model cache (``<data dir>/models``), the runner's model resolver."""
+        if self._model_cache is None:
+            from fogmesh.edge.cache import ModelCache
+
+            self._model_cache = ModelCache(model_dir(self.config.data_dir))
+        return self._model_cache
+
+    def resolve_model(self, model_id: str) -> Path | None:
+        resolved: Path | None = self.model_cache().resolve(model_id)
+        return resolved
+
+    async def _ensure_model(self, task: Task) -> str | None:
+        """Fetch a ``model`` task's model from the coordinator if this device lacks it; the
+        reason to refuse the task if that fails (another device may hold it)."""
+        payload = task.payload
+        if not isinstance(payload, ModelPayload):
+            return None
+        model_id = payload.model_id
+        if await asyncio.to_thread(self.resolve_model, model_id) is not None:
+            return None
+        fetch = self._fetches.get(model_id)
+        if fetch is None:
+            link = self._link
+            if link is None:
+                return f"model {model_id} is not on this device and the coordinator is away"
+            fetch = self._fetches[model_id] = asyncio.get_running_loop().create_future()
+            await link.channel.send(ModelFetch(model_id=model_id))
+        try:
+            async with asyncio.timeout(self.config.model_fetch_timeout):
+                await asyncio.shield(fetch)
+        except TimeoutError:
+            self._fetches.pop(model_id, None)
+            return f"model {model_id} did not arrive within {self.config.model_fetch_timeout:g} s"
+        except FogmeshError as exc:
+            return f"model {model_id} unavailable: {exc.reason}"
+        return None
+
+    def _on_model_message(self, message: ModelOffer | ModelData | ModelUnavailable) -> None:
+        from fogmesh.edge.transfer import ModelChunk, ModelReceiver, TransferOffer
+
+        if isinstance(message, ModelUnavailable):
+            self._end_fetch(message.model_id, ModelNotFound(message.reason))
+            return
+        if isinstance(message, ModelOffer):
+            try:
+                offer = msgspec.convert(msgspec.structs.asdict(message), TransferOffer)
+                self._receivers[message.transfer_id] = ModelReceiver(offer, self.model_cache())
+            except (FogmeshError, msgspec.ValidationError) as exc:
+                self._end_fetch(message.model_id, TransportError(f"bad model offer: {exc}"))
+            return
+        receiver = self._receivers.get(message.transfer_id)
+        if receiver is None:
+            return  # a transfer we gave up on
+        model_id = receiver.offer.model_id
+        try:
+            chunk = ModelChunk(**msgspec.structs.asdict(message))  # the same fields
+            if receiver.accept(chunk):
+                path = receiver.finish(self.clock.time())  # verifies the SHA-256, then installs
+                del self._receivers[message.transfer_id]
+                log.info("model %s installed (%s)", model_id, receiver.offer.variant.value)
+                self._end_fetch(model_id, path)
+        except FogmeshError as exc:
+            receiver.abort()
+            self._receivers.pop(message.transfer_id, None)
+            self._end_fetch(model_id, exc)
+
+    def _end_fetch(self, model_id: str, outcome: Path | FogmeshError) -> None:
+        fetch = self._fetches.pop(model_id, None)
+        if fetch is None or fetch.done():
+            return
+        if isinstance(outcome, FogmeshError):
+            fetch.set_exception(outcome)
+            fetch.exception()  # retrieved here too: waiters may have timed out
+        else:
+            fetch.set_result(outcome)
+
+    async def _run_task(self, task: Task, limits: RunLimits) -> None:
         key = (task.id, task.attempt)
         loop = asyncio.get_running_loop()
         pending_sends: set[asyncio.Task[None]] = set()
@@ -352,22 +552,18 @@ class AgentDaemon:
             outcome = RunOutcome(status="failed", error={"code": "agent_error", "reason": str(exc)})
         finally:
             self._running.pop(key, None)
+        artefact: ArtefactRef | None = None
         if outcome.artefact is not None:
-            # Artefact upload is not built yet: say so rather than report an empty success.
-            outcome = RunOutcome(
-                status="failed",
-                error={
-                    "code": "result_too_large",
-                    "reason": f"result of {len(outcome.artefact)} bytes needs artefact upload",
-                },
-                wall_s=outcome.wall_s,
-                cpu_s=outcome.cpu_s,
-            )
+            # Too big to travel inline: the bytes go ahead in chunks, the result names them.
+            blob = outcome.artefact
+            artefact = ArtefactRef(sha256=hashlib.sha256(blob).hexdigest(), size=len(blob))
+            self._artefacts[key] = blob
         result = ResultMsg(
             task_id=task.id,
             attempt=task.attempt,
             status=outcome.status,
-            result=outcome.result,
+            result=None if artefact is not None else outcome.result,
+            artefact=artefact,
             error=outcome.error,
             wall_s=outcome.wall_s,
             cpu_s=outcome.cpu_s,
@@ -378,4 +574,26 @@ class AgentDaemon:
         for notice in list(pending_sends):
             with contextlib.suppress(Exception):
                 await notice
+        await self._send_result(result)
+
+    async def _send_result(self, result: ResultMsg) -> None:
+        """The result, preceded by its artefact's chunks when it has one (kept until acked, so
+        a reconnect re-sends both)."""
+        link = self._link
+        blob = self._artefacts.get((result.task_id, result.attempt))
+        if blob is not None and link is not None:
+            try:
+                for offset in range(0, len(blob), ARTEFACT_CHUNK):
+                    await link.channel.send(
+                        ArtefactChunk(
+                            task_id=result.task_id,
+                            attempt=result.attempt,
+                            offset=offset,
+                            total=len(blob),
+                            data=blob[offset : offset + ARTEFACT_CHUNK],
+                        )
+                    )
+            except (FogmeshError, OSError) as exc:
+                log.info("artefact upload cut off, will retry after reconnecting: %s", exc)
+                return
         await self._send(result)

@@ -164,7 +164,13 @@ async def open_link(creds: AgentCredentials, *, open_timeout: float = 10.0) -> L
     url = agent_ws_url(creds.coordinator_url)
     try:
         ws = await connect(
-            url, max_size=_MAX_FRAME, open_timeout=open_timeout, ping_interval=20, ping_timeout=20
+            url,
+            max_size=_MAX_FRAME,
+            open_timeout=open_timeout,
+            ping_interval=20,
+            ping_timeout=20,
+            # Noise ciphertext does not compress; deflate would only burn CPU on both ends.
+            compression=None,
         )
     except InvalidURI as exc:
         raise ConfigError(f"coordinator URL {url!r} is not valid") from exc

@@ -30,7 +30,7 @@ def _labels(values: list[str] | None) -> dict[str, str]:
     return labels
 
 
-def _runner(spec: str | None, allow_commands: bool, workers: int) -> Runner:
+def _runner(spec: str | None, allow_commands: bool, workers: int, data_dir: Path) -> Runner:
     if spec:
         # For tests and embedders: "module:factory" returning an object with the runner interface.
         module, _, name = spec.partition(":")
@@ -40,9 +40,16 @@ def _runner(spec: str | None, allow_commands: bool, workers: int) -> Runner:
             raise ConfigError(f"cannot load runner {spec!r}: {exc}", field="--runner") from exc
         runner: Runner = factory()
         return runner
+    from fogmesh.agent.daemon import model_resolver
     from fogmesh.agent.runner import RunnerConfig, TaskRunner
 
-    return TaskRunner(RunnerConfig(allow_commands=allow_commands, workers=workers))
+    return TaskRunner(
+        RunnerConfig(
+            allow_commands=allow_commands,
+            workers=workers,
+            model_resolver=model_resolver(data_dir),  # models fetched over the link land here
+        )
+    )
 
 
 async def _serve(daemon: AgentDaemon) -> None:
@@ -132,7 +139,7 @@ def agent(
         stop_grace=max(0.0, stop_grace),
         agent_version=__version__,
     )
-    task_runner = _runner(runner, allow_commands, workers)
+    task_runner = _runner(runner, allow_commands, workers, settings.home)
     sensors: SensorSource
     if emulate is not None:
         sensors, task_runner = _emulated(

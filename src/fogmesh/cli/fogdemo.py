@@ -130,11 +130,13 @@ _TEXTS = (
     "the raspberry pi in the hallway is always on",
 )
 _PRIORITIES = ("normal", "high", "low", "normal")
+DEMO_MODEL = "tutor_agent_v1"
 
 
 def build_workload(n: int, model_path: str | None = None) -> list[dict[str, Any]]:
     """``n`` tasks cycling matrix products, training steps, embeddings and preprocessing; with
-    ``model_path``, every sixth task runs that ONNX model instead."""
+    ``model_path``, every sixth task is a ``model`` task for the registered ``tutor_agent_v1``
+    (its file, the same model, is what the result is recomputed with)."""
     tasks: list[dict[str, Any]] = []
     for i in range(n):
         kind = i % 4
@@ -143,6 +145,17 @@ def build_workload(n: int, model_path: str | None = None) -> list[dict[str, Any]
             task_type, function = "inference", "inference:run_model"
             values = [[((i + r * 16 + c) % 11) / 10.0 for c in range(16)] for r in range(4)]
             args = {"path": model_path, "input": values}
+            tasks.append(
+                {
+                    "type": task_type,
+                    "priority": _PRIORITIES[i % len(_PRIORITIES)],
+                    "function": f"{_WORKLOADS}.{function}",
+                    "args": args,
+                    "cpu_cores": 1.0,
+                    "model_id": DEMO_MODEL,
+                }
+            )
+            continue
         elif kind == 0:
             task_type, function = "optimization", "linalg:matmul"
             args = {"n": 1024 + 128 * (i % 4), "seed": i}
@@ -434,13 +447,12 @@ def _policies(client: FogClient, names: dict[str, DemoAgent]) -> dict[str, dict[
 
 
 def _write_model(root: Path) -> str | None:
-    """Generate the small built-in ONNX classifier into the demo dir (None without onnx).
-
-    The agents all run on this machine, so inference tasks name the file by path: the
-    coordinator cannot yet deploy a model to agents over the link.
-    """
+    """Generate the small built-in ONNX classifier and register it with the coordinator (None
+    without onnx). Agents fetch it over their link when given a task for it; the file stays in
+    the demo dir so results can be recomputed here."""
     try:
         from fogmesh.edge.builtin import write_builtin_model
+        from fogmesh.edge.models import ModelRegistry
 
         path = root / "models" / "tutor_agent_v1.onnx"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -448,6 +460,11 @@ def _write_model(root: Path) -> str | None:
         import onnxruntime  # noqa: F401  (the agents and the result check need it too)
     except ImportError:
         return None
+    registry = ModelRegistry(root / "coordinator")  # what `fogmesh model add` does
+    try:
+        registry.add(path, DEMO_MODEL)
+    finally:
+        registry.close()
     return str(path)
 
 
@@ -455,13 +472,19 @@ def _submit_all(client: FogClient, workload: list[dict[str, Any]]) -> dict[str, 
     """Submit the workload from a few threads at once, so the scheduler sees a real backlog."""
 
     def one(spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        payload: dict[str, Any] = (
+            # The agents fetch the model from the coordinator over the link the first time.
+            {"type": "model", "model_id": spec["model_id"], "input": spec["args"]["input"]}
+            if "model_id" in spec
+            else {"type": "python", "function": spec["function"], "args": spec["args"]}
+        )
         reply = client.submit(
             spec["type"],
             priority=spec["priority"],
             cpu_cores=spec["cpu_cores"],
             memory_mb=256,
             estimated_duration=5,
-            payload={"type": "python", "function": spec["function"], "args": spec["args"]},
+            payload=payload,
         )
         return str(reply["task_id"]), spec
 
@@ -621,7 +644,11 @@ def render_summary(summary: dict[str, Any], console: Console) -> None:
         )
     console.print(table)
     kinds = ", ".join(f"{k} {v}" for k, v in summary["tasks_per_type"].items())
-    model = " (ONNX classifier generated in the demo dir)" if summary.get("model") else ""
+    model = (
+        " (an ONNX classifier registered with the coordinator; agents fetch it over the link)"
+        if summary.get("model")
+        else ""
+    )
     console.print(f"[bold]workload[/]: {kinds}{model}")
     per_class = ", ".join(f"{k} {v}" for k, v in sorted(summary["tasks_per_class"].items()))
     console.print(f"[bold]tasks per class[/]: {per_class}")

@@ -14,6 +14,13 @@ Monitoring: ``monitor_once()`` (the loop calls it every ``monitor_interval``, 30
 re-reads devices that have a local sensor source, marks devices not heard from within
 ``offline_after`` (3 intervals) offline, and on a significant change (``edge.monitor``)
 re-evaluates the device's policy and redeploys models whose best variant changed.
+
+Client mode: ``EdgeManager(coordinator_url=URL, ticket=...)``, or ``EdgeManager()`` with
+``FOGMESH_COORDINATOR`` set (and no ``coordinator=``), opens nothing locally and sends every call
+to that coordinator's edge endpoints (``fogmesh.edge.remote``); the ticket is ``ticket``, else
+``FOGMESH_TICKET``, else ``admin.ticket`` in the data directory. ``register_device`` still reads
+THIS machine (or the emulated ``profile``) here and sends the reading, and the monitoring loop
+sends fresh readings of such devices to the coordinator, whose own loop does the rest.
 """
 
 from __future__ import annotations
@@ -41,11 +48,17 @@ from fogmesh.devices import (
 )
 from fogmesh.edge.builtin import BUILTIN_MODELS, write_builtin_model
 from fogmesh.edge.cache import ModelCache
-from fogmesh.edge.deployments import Deployment, DeploymentState, DeploymentStore
+from fogmesh.edge.deployments import (
+    Deployment,
+    DeploymentNotFound,
+    DeploymentState,
+    DeploymentStore,
+)
 from fogmesh.edge.device import EdgeDevice
 from fogmesh.edge.models import ModelInfo, ModelRegistry, check_model_id
 from fogmesh.edge.monitor import ChangeThresholds, significant_changes
 from fogmesh.edge.pipeline import DeployContext, run_deployment
+from fogmesh.edge.remote import RemoteEdge, segment
 from fogmesh.edge.transfer import chunk_size_for
 from fogmesh.edge.variants import Variant, choose_variant
 from fogmesh.errors import (
@@ -59,7 +72,7 @@ from fogmesh.errors import (
 from fogmesh.fog.coordinator import FogCoordinator
 from fogmesh.fog.tasks import TaskType
 from fogmesh.mobile.policy import ResourcePolicy, evaluate
-from fogmesh.store import DeviceStatus
+from fogmesh.store import DeviceStatus, profile_from_dict
 
 __all__ = ["EdgeDevice", "EdgeManager"]
 
@@ -83,6 +96,8 @@ class EdgeManager:
         thresholds: ChangeThresholds | None = None,
         builtin_models: bool = True,
         monitor: bool = True,
+        coordinator_url: str | None = None,
+        ticket: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir) if data_dir is not None else load_settings().home
         self.clock: Clock = clock or (coordinator.clock if coordinator else WallClock())
@@ -93,9 +108,28 @@ class EdgeManager:
         self._builtin = builtin_models
         self._monitor = monitor and monitor_interval > 0
         self._owns_coordinator = coordinator is None
-        self.coordinator = coordinator or FogCoordinator(data_dir=self.data_dir, clock=self.clock)
-        self.registry = ModelRegistry(self.data_dir)
-        self.deployments = DeploymentStore(self.registry.root / "edge.db")
+        if coordinator is not None and coordinator_url is not None:
+            raise InvalidRequest(
+                "give either coordinator= (embedded) or coordinator_url= (client), not both"
+            )
+        url = coordinator_url if coordinator is None else None
+        if url is None and coordinator is None:
+            url = load_settings().coordinator  # FOGMESH_COORDINATOR
+        self.coordinator_url = url.rstrip("/") if url else None
+        self._remote: RemoteEdge | None = None
+        self._coordinator: FogCoordinator | None = None
+        self._registry: ModelRegistry | None = None
+        self._deployments: DeploymentStore | None = None
+        if url:
+            from fogmesh.client import find_ticket
+
+            self._remote = RemoteEdge(url, find_ticket(ticket, self.data_dir))
+        else:
+            self._coordinator = coordinator or FogCoordinator(
+                data_dir=self.data_dir, clock=self.clock
+            )
+            self._registry = ModelRegistry(self.data_dir)
+            self._deployments = DeploymentStore(self._registry.root / "edge.db")
         self._devices: dict[str, EdgeDevice] = {}
         self._real: RealSensors | None = None
         self._builtin_lock: asyncio.Lock | None = None
@@ -103,6 +137,39 @@ class EdgeManager:
         self._monitor_task: asyncio.Task[None] | None = None
         self._started = False
         self._closed = False
+
+    # -- mode -------------------------------------------------------------------------------
+    @property
+    def is_client(self) -> bool:
+        """True when this manager is a client of a running coordinator (``coordinator_url``)."""
+        return self._remote is not None
+
+    @property
+    def coordinator(self) -> FogCoordinator:
+        """The embedded (or given) coordinator; ``InvalidRequest`` in client mode."""
+        if self._coordinator is None:
+            raise self._embedded_only("coordinator")
+        return self._coordinator
+
+    @property
+    def registry(self) -> ModelRegistry:
+        """The model registry; ``InvalidRequest`` in client mode (see ``GET /v1/models``)."""
+        if self._registry is None:
+            raise self._embedded_only("registry")
+        return self._registry
+
+    @property
+    def deployments(self) -> DeploymentStore:
+        """The deployment records; ``InvalidRequest`` in client mode."""
+        if self._deployments is None:
+            raise self._embedded_only("deployments")
+        return self._deployments
+
+    def _embedded_only(self, what: str) -> InvalidRequest:
+        return InvalidRequest(
+            f"{what} lives on the coordinator at {self.coordinator_url}; this EdgeManager is "
+            "its client (use the manager's methods, or the coordinator's REST API)"
+        )
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -115,6 +182,13 @@ class EdgeManager:
             self._start_lock = asyncio.Lock()
         async with self._start_lock:
             if self._started:
+                return
+            if self._remote is not None:
+                if self._monitor:
+                    self._monitor_task = asyncio.create_task(
+                        self._monitor_loop(), name="fogmesh-edge"
+                    )
+                self._started = True
                 return
             await self.coordinator.start()
             for record in await self.coordinator.list_devices():
@@ -136,10 +210,12 @@ class EdgeManager:
             self._monitor_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._monitor_task
-        if self._owns_coordinator:
-            await self.coordinator.close()
-        self.deployments.close()
-        self.registry.close()
+        if self._owns_coordinator and self._coordinator is not None:
+            await self._coordinator.close()
+        if self._deployments is not None:
+            self._deployments.close()
+        if self._registry is not None:
+            self._registry.close()
 
     async def __aenter__(self) -> EdgeManager:
         await self.start()
@@ -196,10 +272,59 @@ class EdgeManager:
         if live.timestamp is None:
             live = live.replace(timestamp=self.clock.time())
         name = device_name or device_id
+        if self._remote is not None:
+            return await self._register_remote(live, name, labels, why, source)
         tags = {**(labels or {}), "name": name}
         record = await self.coordinator.register_node(live, labels=tags)
         device = self._adopt_record(live, record.labels, self.clock.time(), why=why)
         device.source = source
+        return device
+
+    async def _register_remote(
+        self,
+        live: DeviceProfile,
+        name: str,
+        labels: Mapping[str, str] | None,
+        why: str,
+        source: RealSensors | EmulatedSensors | None,
+    ) -> EdgeDevice:
+        assert self._remote is not None
+        body: dict[str, Any] = {
+            "device_id": live.device_id,
+            "device_name": name,
+            "profile": live.to_dict(),
+        }
+        if labels:
+            body["labels"] = dict(labels)
+        reply = await self._remote.object("POST", "/v1/edge/devices", json=body)
+        try:
+            profile = profile_from_dict(reply["profile"])
+            registered_at = float(reply["registered_at"])
+            last_seen = float(reply["last_seen"])
+            status = str(reply["status"])
+        except (FogmeshError, KeyError, TypeError, ValueError) as exc:
+            raise DeviceError(
+                f"{self.coordinator_url} answered a registration without a readable device: {exc}",
+                device_id=live.device_id,
+            ) from exc
+        device = EdgeDevice(
+            device_id=profile.device_id,
+            device_name=str(reply.get("device_name") or name),
+            device_type=profile.device_type,
+            capabilities=profile.capabilities,
+            profile=profile,
+            optimization=evaluate(profile, self.policy),
+            classification=why,
+            registered_at=registered_at,
+            last_seen=last_seen,
+            status=status,
+            # Never filled in client mode (the coordinator holds the device's models); the
+            # directory is only created when a model is installed.
+            cache=ModelCache(self._device_dir(profile.device_id)),
+            baseline=profile,
+            source=source,
+        )
+        self._devices[device.device_id] = device
         return device
 
     def _source(self, spec: str | None) -> RealSensors | EmulatedSensors:
@@ -234,10 +359,13 @@ class EdgeManager:
         return device
 
     def _device_dir(self, device_id: str) -> Path:
-        return self.registry.root / "devices" / device_id / "models"
+        root = self._registry.root if self._registry is not None else self.data_dir / "edge"
+        return root / "devices" / device_id / "models"
 
     def model_cache(self, device_id: str) -> ModelCache:
         """The device's model cache; ``.resolve`` is the runner's ``model_resolver``."""
+        if self._remote is not None:
+            raise self._embedded_only("the model cache of a managed device")
         return self._device(device_id).cache
 
     def _device(self, device_id: str) -> EdgeDevice:
@@ -249,6 +377,8 @@ class EdgeManager:
     async def update_device_state(self, device_id: str, profile: DeviceProfile) -> list[str]:
         """A device reports its live state (the agent link's path); returns what it triggered."""
         await self.start()
+        if self._remote is not None:
+            return await self._push_state(device_id, profile)
         device = self._device(device_id)
         return await self._observe(device, profile.replace(device_id=device_id))
 
@@ -263,6 +393,20 @@ class EdgeManager:
         raised; the error's ``details["deployment_id"]`` names the record.
         """
         await self.start()
+        if self._remote is not None:
+            body = {
+                "device_id": device_id,
+                "model_id": model_id,
+                "deployment_type": deployment_type,
+            }
+            reply = await self._remote.object("POST", "/v1/deployments", json=body)
+            found = reply.get("deployment_id")
+            if not isinstance(found, str):
+                raise DeviceError(
+                    f"{self.coordinator_url} answered a deployment without its id",
+                    device_id=device_id,
+                )
+            return found
         device = self._device(device_id)
         if device.status != "online":
             raise DeviceError(
@@ -325,6 +469,12 @@ class EdgeManager:
         """Remove a ready deployment: the model leaves the device's cache and the coordinator
         stops preferring the device for it. Anything but ``ready`` → ``IllegalTransition``."""
         await self.start()
+        if self._remote is not None:
+            return await self._remote.object(
+                "DELETE",
+                f"/v1/deployments/{segment(deployment_id, 'deployment_id')}",
+                not_found=DeploymentNotFound,
+            )
         dep = self.deployments.get(deployment_id)
         if dep.state is not DeploymentState.READY:
             raise IllegalTransition(
@@ -339,10 +489,22 @@ class EdgeManager:
         return removed.to_dict()
 
     def get_deployment(self, deployment_id: str) -> dict[str, Any]:
+        if self._remote is not None:
+            return self._remote.object_sync(
+                "GET",
+                f"/v1/deployments/{segment(deployment_id, 'deployment_id')}",
+                not_found=DeploymentNotFound,
+            )
         return self.deployments.get(deployment_id).to_dict()
 
     # -- status -----------------------------------------------------------------------------
     def get_device_status(self, device_id: str) -> dict[str, Any]:
+        if self._remote is not None:
+            return self._remote.object_sync(
+                "GET",
+                f"/v1/edge/devices/{segment(device_id, 'device_id')}",
+                not_found=DeviceNotFound,
+            )
         device = self._device(device_id)
         opt = device.optimization
         p = device.profile
@@ -380,6 +542,8 @@ class EdgeManager:
         }
 
     def get_system_status(self) -> dict[str, Any]:
+        if self._remote is not None:
+            return self._remote.object_sync("GET", "/v1/edge/status")
         by_type: dict[str, int] = {}
         for d in self._devices.values():
             by_type[d.device_type.value] = by_type.get(d.device_type.value, 0) + 1
@@ -408,8 +572,13 @@ class EdgeManager:
                 log.exception("edge monitoring round failed")
 
     async def monitor_once(self) -> list[str]:
-        """One monitoring round; returns what happened, one line per event."""
+        """One monitoring round; returns what happened, one line per event.
+
+        Client mode: devices registered here with a sensor source are read and their readings
+        sent to the coordinator (whose own loop watches silence and re-optimises)."""
         await self.start()
+        if self._remote is not None:
+            return await self._monitor_remote()
         events: list[str] = []
         now = self.clock.time()
         for device in list(self._devices.values()):
@@ -428,6 +597,38 @@ class EdgeManager:
                 device.status = "offline"
                 events.append(f"{device.device_id}: offline (silent {silent:.0f} s)")
         return events
+
+    async def _monitor_remote(self) -> list[str]:
+        events: list[str] = []
+        for device in list(self._devices.values()):
+            if device.source is None:
+                continue
+            try:
+                profile = await asyncio.to_thread(device.source.read)
+            except DeviceError as exc:
+                log.warning("cannot read %s: %s", device.device_id, exc.reason)
+                continue
+            events += await self._push_state(device.device_id, profile)
+        return events
+
+    async def _push_state(self, device_id: str, profile: DeviceProfile) -> list[str]:
+        assert self._remote is not None
+        live = profile.replace(device_id=device_id)
+        if live.timestamp is None:
+            live = live.replace(timestamp=self.clock.time())
+        reply = await self._remote.object(
+            "POST",
+            f"/v1/edge/devices/{segment(device_id, 'device_id')}/state",
+            json={"profile": live.to_dict()},
+            not_found=DeviceNotFound,
+        )
+        device = self._devices.get(device_id)
+        if device is not None:
+            device.profile = live
+            device.last_seen = self.clock.time()
+            device.status = "online"
+        found = reply.get("events")
+        return [str(e) for e in found] if isinstance(found, list) else []
 
     async def _observe(self, device: EdgeDevice, profile: DeviceProfile) -> list[str]:
         events: list[str] = []

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
 import os
 from collections import OrderedDict
@@ -33,6 +35,7 @@ import msgspec
 from fogmesh.clock import Clock, WallClock
 from fogmesh.devices.model import DeviceProfile, DeviceType
 from fogmesh.errors import (
+    DeviceNotFound,
     FogmeshError,
     InvalidRequest,
     StaleAttempt,
@@ -53,6 +56,7 @@ from fogmesh.fog.scheduler import (
     Plan,
     RunningTask,
     SchedulerConfig,
+    battery_evictions,
     node_from_profile,
     place,
 )
@@ -79,6 +83,8 @@ log = logging.getLogger(__name__)
 
 Decision = Placement | Unplaced | Failure
 TaskDispatcher = Callable[[Task], Any]
+# Told to stop an attempt the coordinator took back (device id, task id, attempt, reason).
+AttemptStopper = Callable[[str, str, int, str], Any]
 """Called with each newly leased task (sync or async); the agent link pushes it to the device."""
 
 
@@ -90,6 +96,11 @@ class CoordinatorConfig:
     clusters: ClusterConfig = DEFAULT_CLUSTER_CONFIG
     policy: ResourcePolicy = field(default_factory=ResourcePolicy)
     pending_window: int = 2000  # pending tasks considered per round (half by priority, half by age)
+    # … but no more than 8 per free slot or queue place in the fleet, and at least this many: a
+    # round that can place 3 tasks need not rank 2,000. Tasks that no free device could take
+    # (a constraint) only hold back the ones behind them if more than half this many are ahead
+    # of them by both priority and age.
+    round_window_min: int = 256
     decisions_kept: int = 100_000  # explanations kept in memory (newest)
     finished_kept: int = 10_000  # finished tasks kept for get_task_status (newest)
     rng_seed: int = 0
@@ -119,6 +130,7 @@ class FogCoordinator:
         store_url: str | None = None,
         data_dir: str | os.PathLike[str] | None = None,
         dispatcher: TaskDispatcher | None = None,
+        stopper: AttemptStopper | None = None,
         run_loop: bool = True,
     ) -> None:
         self.config = config or CoordinatorConfig()
@@ -128,6 +140,7 @@ class FogCoordinator:
         self._store_url = store_url
         self._data_dir = data_dir
         self._dispatcher = dispatcher
+        self._stopper = stopper
         self._run_loop = run_loop
         self._ids = TaskIdFactory()
         self._snapshot = ClusterSnapshot()
@@ -135,11 +148,26 @@ class FogCoordinator:
         self._clustering = Clustering()
         self._clusters_dirty = False
         self._live: dict[str, Task] = {}  # every non-terminal task
+        # Indexes over _live, kept by _track: the round reads the queue from memory (the
+        # store is written through, never polled), a heartbeat finds its device's leases, and
+        # the deadline check is a heap peek instead of a database write every round.
+        self._queue: dict[str, Task] = {}  # PENDING, in the order they became pending
+        self._queue_by_priority: dict[TaskPriority, dict[str, Task]] = {}  # the same, by priority
+        self._leases: dict[str, dict[str, Task]] = {}  # device → its SCHEDULED/RUNNING tasks
+        self._deadlines: list[tuple[float, str]] = []  # (deadline, task id) of PENDING tasks
+        self._next_lost_check = 0.0
+        self._beats: set[asyncio.Task[None]] = set()  # heartbeats being written behind
         self._finished: OrderedDict[str, Task] = OrderedDict()
         self._counts: dict[TaskState, int] = dict.fromkeys(TaskState, 0)
         self._decisions: OrderedDict[str, Decision] = OrderedDict()
         self._waiters: dict[str, list[asyncio.Future[Task]]] = {}
-        self._stats = {"rounds": 0, "placements": 0, "preemptions": 0, "requeues": 0}
+        self._stats = {
+            "rounds": 0,
+            "placements": 0,
+            "preemptions": 0,
+            "requeues": 0,
+            "evictions": 0,
+        }
         self._start_lock: asyncio.Lock | None = None
         self._round_lock: asyncio.Lock | None = None
         self._wake: asyncio.Event | None = None
@@ -184,6 +212,8 @@ class FogCoordinator:
             for fut in futures:
                 if not fut.done():
                     fut.cancel()
+        if self._beats:
+            await asyncio.gather(*self._beats, return_exceptions=True)
         if self._store is not None and self._owns_store:
             await self._store.close()
 
@@ -216,7 +246,7 @@ class FogCoordinator:
             while True:
                 page = await store.list_tasks(state, limit=5000, after=after)
                 for t in page:
-                    self._live[t.id] = t
+                    self._track(t, t)  # indexes it; counts came from the store
                 if len(page) < 5000:
                     break
                 after = page[-1].id
@@ -263,6 +293,56 @@ class FogCoordinator:
         self._track(task, None)
         self._kick()
         return task.id
+
+    async def submit_tasks(self, specs: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Accept many tasks at once, all or none: one durable write, then one round.
+
+        Each spec takes ``submit_task``'s keyword arguments (``task_type`` required). A bad
+        spec raises ``InvalidRequest`` naming its index and nothing is stored.
+        """
+        store = await self._ready()
+        now = self.clock.time()
+        built: list[Task] = []
+        for index, spec in enumerate(specs):
+            try:
+                built.append(self._task_from_spec(now, spec))
+            except InvalidRequest as exc:
+                inner = exc.details.get("field")
+                raise InvalidRequest(
+                    f"task {index}: {exc.reason}",
+                    field=f"tasks[{index}]" + (f".{inner}" if inner else ""),
+                ) from None
+        if not built:
+            return []
+        await store.add_tasks(built)
+        for task in built:
+            self._track(task, None)
+        self._kick()
+        return [t.id for t in built]
+
+    def _task_from_spec(self, now: float, spec: Mapping[str, Any]) -> Task:
+        if not isinstance(spec, Mapping):
+            raise InvalidRequest("a task spec must be an object")
+        unknown = set(spec) - _SPEC_KEYS
+        if unknown:
+            raise InvalidRequest(f"unknown field {sorted(unknown)[0]!r}", field=sorted(unknown)[0])
+        if "task_type" not in spec:
+            raise InvalidRequest("task_type is required", field="task_type")
+        return self._build_task(
+            now,
+            task_type=spec["task_type"],
+            priority=spec.get("priority", TaskPriority.NORMAL),
+            resources=(
+                spec.get("cpu_cores", 1.0),
+                spec.get("memory_mb", 256),
+                spec.get("estimated_duration", 60.0),
+                spec.get("requires_gpu", False),
+            ),
+            payload=spec.get("payload"),
+            deadline=spec.get("deadline"),
+            constraints=spec.get("constraints"),
+            max_attempts=spec.get("max_attempts", 3),
+        )
 
     def _build_task(
         self,
@@ -412,19 +492,81 @@ class FogCoordinator:
         return record
 
     async def update_node_state(self, device_id: str, profile: DeviceProfile) -> DeviceRecord:
-        """A heartbeat with the device's live profile; a lost device comes back ready."""
+        """A heartbeat with the device's live profile; a lost device comes back ready.
+
+        A known device's new state is taken in memory at once and written behind, batched
+        with other devices' heartbeats: liveness is soft state (a restarted coordinator hears
+        every device again), and an answer must not wait for the disk. An unknown device is
+        the store's to refuse.
+        """
         store = await self._ready()
         if profile.device_id != device_id:
             raise InvalidRequest(
                 f"profile is for {profile.device_id!r}, not {device_id!r}", field="device_id"
             )
         before = self._devices.get(device_id)
-        record = await store.heartbeat(device_id, self.clock.time(), profile)
-        self._adopt_device(record, record.labels)
+        now = self.clock.time()
+        if before is None:
+            record = await store.heartbeat(device_id, now, profile)
+        else:
+            old = before.record
+            record = msgspec.structs.replace(
+                old,
+                device_type=DeviceType(profile.device_type),
+                profile=profile.to_dict(),
+                last_heartbeat=now,
+                status=DeviceStatus.DRAINING
+                if old.status is DeviceStatus.DRAINING
+                else DeviceStatus.READY,
+            )
+            beat = asyncio.create_task(self._write_heartbeat(store, device_id, now, profile))
+            self._beats.add(beat)
+            beat.add_done_callback(self._beats.discard)
+        self._adopt_device(record, record.labels, profile)
+        await self._evict(device_id)
         if before is None or before.record.status is not DeviceStatus.READY:
             self._clusters_dirty = True
-        self._kick()
+        if self._queue:  # a new reading may make room; with nothing waiting, no round is owed
+            self._kick()
         return record
+
+    async def _evict(self, device_id: str) -> None:
+        """Stop and requeue the work on a battery that has fallen to the floor's margin (e.g. a
+        device unplugged while busy): fog work must not take it below the floor. Not the task's
+        fault, so the attempt is not charged."""
+        node = self._snapshot.get(device_id)
+        if node is None:
+            return
+        for task_id, reason in battery_evictions(node, self.config.scheduler):
+            current = self._live.get(task_id)
+            if current is None or current.state not in _LEASED:
+                continue
+            try:
+                task = await self.store.requeue(
+                    task_id, current.attempt, "preempted", reason, self.clock.time()
+                )
+            except FogmeshError as exc:  # a report raced us; the store decided
+                log.info("eviction of %s skipped: %s", task_id, exc.reason)
+                continue
+            self._stats["evictions"] += 1
+            self._release(task_id, device_id)
+            self._track(task, current)
+            if self._stopper is not None:
+                try:
+                    self._stopper(device_id, task_id, current.attempt, reason)
+                except Exception:  # the device's late result is fenced off anyway
+                    log.exception("could not tell %s to stop %s", device_id, task_id)
+            self._kick()
+
+    async def _write_heartbeat(
+        self, store: Store, device_id: str, now: float, profile: DeviceProfile
+    ) -> None:
+        try:
+            await store.heartbeat(device_id, now, profile)
+        except DeviceNotFound:
+            pass  # removed meanwhile
+        except FogmeshError as exc:  # memory stays right; the next beat writes again
+            log.warning("heartbeat of %s not stored: %s", device_id, exc.reason)
 
     async def remove_node(self, device_id: str) -> None:
         """Forget a device; its leased tasks go back to the queue."""
@@ -474,6 +616,10 @@ class FogCoordinator:
         self._adopt_device(record, record.labels)
         return record
 
+    def knows_device(self, device_id: str) -> bool:
+        """Whether the device is registered (from memory; the store is written through)."""
+        return device_id in self._devices
+
     async def get_device(self, device_id: str) -> DeviceRecord:
         store = await self._ready()
         return await store.get_device(device_id)
@@ -482,8 +628,14 @@ class FogCoordinator:
         store = await self._ready()
         return await store.list_devices()
 
-    def _adopt_device(self, record: DeviceRecord, labels: Mapping[str, str]) -> None:
-        profile = record.device_profile()
+    def _adopt_device(
+        self,
+        record: DeviceRecord,
+        labels: Mapping[str, str],
+        profile: DeviceProfile | None = None,
+    ) -> None:
+        if profile is None:  # a heartbeat hands its profile in: no decoding it back
+            profile = record.device_profile()
         prev = self._devices.get(record.device_id)
         optimization = evaluate(
             profile, self.config.policy, prev.optimization if prev is not None else None
@@ -501,9 +653,9 @@ class FogCoordinator:
                 t.resources.cpu_cores,
                 t.resources.memory_mb,
                 t.started_at or t.scheduled_at or 0.0,
+                t.resources.estimated_duration,
             )
-            for t in self._live.values()
-            if t.assigned_device == record.device_id and t.state in _LEASED
+            for t in self._leases.get(record.device_id, {}).values()
         ]
         self._snapshot.upsert(
             node_from_profile(
@@ -587,14 +739,7 @@ class FogCoordinator:
 
     def assignments(self, device_id: str) -> list[Task]:
         """Tasks currently leased to a device (for agents that pull)."""
-        return sorted(
-            (
-                t
-                for t in self._live.values()
-                if t.assigned_device == device_id and t.state in _LEASED
-            ),
-            key=lambda t: t.id,
-        )
+        return sorted(self._leases.get(device_id, {}).values(), key=lambda t: t.id)
 
     # -- status -----------------------------------------------------------------------------
     def get_system_status(self) -> dict[str, Any]:
@@ -613,9 +758,8 @@ class FogCoordinator:
         mem_cap = sum(n.mem_cap for n in self._snapshot)
         mem_used = sum(min(n.mem_used, n.mem_cap) for n in self._snapshot)
         queue: dict[str, int] = {}
-        for t in self._live.values():
-            if t.state is TaskState.PENDING:
-                queue[t.priority.name.lower()] = queue.get(t.priority.name.lower(), 0) + 1
+        for t in self._queue.values():
+            queue[t.priority.name.lower()] = queue.get(t.priority.name.lower(), 0) + 1
         return {
             "tasks": {s.value: self._counts[s] for s in TaskState},
             "queue_by_priority": queue,
@@ -680,9 +824,28 @@ class FogCoordinator:
                 # Membership changes are folded into the next round rather than paid for on
                 # every registration: re-forming clusters costs O(devices).
                 await self._recluster()
-            for task_id in await store.fail_expired(now):
-                self._track(await store.get_task(task_id), self._live.get(task_id))
-            pending = await self._pending()
+            if self._deadline_due(now):
+                for task_id in await store.fail_expired(now):
+                    self._track(await store.get_task(task_id), self._live.get(task_id))
+            if not self._queue:
+                return Plan()
+            index = self._snapshot.index
+            if (
+                index.nodes
+                and not index.buckets
+                and not any(t.priority >= TaskPriority.CRITICAL for t in self._queue.values())
+            ):
+                # No device has a free slot or queue place, and nothing pending may preempt:
+                # nothing can be placed, so the round skips the queue (a completion frees room
+                # and kicks the next round).
+                return Plan()
+            free = sum(
+                n.slot_cap + n.queue_cap - n.n_running
+                for g in index.buckets.values()
+                for n in g.items
+            )
+            window = min(self.config.pending_window, max(self.config.round_window_min, 8 * free))
+            pending = await self._pending(window)
             if not pending:
                 return Plan()
             plan = place(
@@ -695,16 +858,34 @@ class FogCoordinator:
             await self._apply(plan, now)
             return plan
 
-    async def _pending(self) -> list[Task]:
-        store = self.store
-        half = max(1, self.config.pending_window // 2)
-        # Half by priority, half by age: the aging rule needs to see the oldest work too.
-        by_priority = await store.pending_tasks(half, order="priority")
-        by_age = await store.pending_tasks(half, order="age")
-        seen: dict[str, Task] = {t.id: t for t in by_priority}
-        for t in by_age:
-            seen.setdefault(t.id, t)
-        return list(seen.values())
+    async def _pending(self, window: int) -> list[Task]:
+        queued = self._queue
+        if len(queued) <= window:
+            return sorted(queued.values(), key=_by_priority)
+        # Half by priority, half by age: the aging rule needs to see the oldest work too. Both
+        # are read in O(window) from insertion-ordered indexes, not by sorting the queue: a
+        # requeued task rejoins at the back of its priority, as in a FIFO queue.
+        half = max(1, window // 2)
+        chosen: dict[str, Task] = {}
+        for priority in sorted(self._queue_by_priority, reverse=True):
+            for task in self._queue_by_priority[priority].values():
+                if len(chosen) >= half:
+                    break
+                chosen[task.id] = task
+        for task in itertools.islice(queued.values(), half):
+            chosen.setdefault(task.id, task)
+        return list(chosen.values())
+
+    def _deadline_due(self, now: float) -> bool:
+        """Whether some pending task's deadline has passed (stale heap entries dropped)."""
+        heap = self._deadlines
+        while heap and heap[0][0] <= now:
+            deadline, task_id = heap[0]
+            queued = self._queue.get(task_id)
+            if queued is not None and queued.deadline == deadline:
+                return True
+            heapq.heappop(heap)
+        return False
 
     async def _apply(self, plan: Plan, now: float) -> None:
         store = self.store
@@ -726,11 +907,11 @@ class FogCoordinator:
             self._remember(failure)
         if not plan.placements:
             return
-        expected = {t.id: t.attempt for t in self._live.values()}
-        rows = [
-            StorePlacement(p.task_id, p.device_id, expected.get(p.task_id, 0))
-            for p in plan.placements
-        ]
+        rows = []
+        for decision in plan.placements:
+            queued = self._live.get(decision.task_id)
+            attempt = queued.attempt if queued is not None else 0
+            rows.append(StorePlacement(decision.task_id, decision.device_id, attempt))
         outcomes = await store.place_many(rows, now)
         placed: list[Placement] = []
         for decision, outcome in zip(plan.placements, outcomes, strict=True):
@@ -755,7 +936,7 @@ class FogCoordinator:
                     log.exception("dispatch of %s failed", leased.id)
 
     async def _expire_leases(self, now: float) -> None:
-        leased = [t for t in self._live.values() if t.state in _LEASED]
+        leased = [t for held in self._leases.values() for t in held.values()]
         for expiry in expired_leases(leased, now, self.config.lifecycle):
             try:
                 task = await self.store.requeue(
@@ -768,7 +949,20 @@ class FogCoordinator:
             self._track(task, self._live.get(expiry.task_id))
 
     async def _mark_lost(self, now: float) -> None:
-        lost = await self.store.mark_lost(stale_before(now, self.config.lifecycle))
+        if now < self._next_lost_check:
+            return
+        # Liveness is judged at a quarter of the heartbeat interval: finer buys nothing, and
+        # the scan is O(devices). The store is asked only when memory sees a silent device.
+        self._next_lost_check = now + self.config.lifecycle.heartbeat_interval / 4
+        cutoff = stale_before(now, self.config.lifecycle)
+        if not any(
+            d.record.status in _LOSABLE and d.record.last_heartbeat < cutoff
+            for d in self._devices.values()
+        ):
+            return
+        if self._beats:  # the store must have every heartbeat memory has before it judges
+            await asyncio.gather(*self._beats, return_exceptions=True)
+        lost = await self.store.mark_lost(cutoff)
         if not lost:
             return
         for device_id in lost:
@@ -824,12 +1018,33 @@ class FogCoordinator:
 
     # -- bookkeeping ------------------------------------------------------------------------
     def _track(self, task: Task, before: Task | None) -> None:
-        """Keep counts, the live set and waiters in step with a transition we made."""
+        """Keep counts, the live set, its indexes and waiters in step with a transition."""
         if before is not None and before.state is not task.state:
             self._counts[before.state] -= 1
             self._counts[task.state] += 1
         elif before is None and task.id not in self._live and task.id not in self._finished:
             self._counts[task.state] += 1
+        previous = self._live.get(task.id) or before
+        if previous is not None and previous.assigned_device is not None:
+            held = self._leases.get(previous.assigned_device)
+            if held is not None:
+                held.pop(task.id, None)
+                if not held:
+                    del self._leases[previous.assigned_device]
+        if task.state is TaskState.PENDING:
+            if task.deadline is not None and task.id not in self._queue:
+                heapq.heappush(self._deadlines, (task.deadline, task.id))
+            self._queue[task.id] = task
+            self._queue_by_priority.setdefault(task.priority, {})[task.id] = task
+        else:
+            if self._queue.pop(task.id, None) is not None:
+                same = self._queue_by_priority.get(task.priority)
+                if same is not None:
+                    same.pop(task.id, None)
+                    if not same:
+                        del self._queue_by_priority[task.priority]
+            if task.state in _LEASED and task.assigned_device is not None:
+                self._leases.setdefault(task.assigned_device, {})[task.id] = task
         if task.state in TERMINAL_STATES:
             self._live.pop(task.id, None)
             self._finished[task.id] = task
@@ -850,6 +1065,25 @@ class FogCoordinator:
 
 
 _LEASED = frozenset({TaskState.SCHEDULED, TaskState.RUNNING})
+_LOSABLE = frozenset({DeviceStatus.READY, DeviceStatus.DRAINING})
+_SPEC_KEYS = frozenset(
+    {
+        "task_type",
+        "priority",
+        "cpu_cores",
+        "memory_mb",
+        "estimated_duration",
+        "requires_gpu",
+        "payload",
+        "deadline",
+        "constraints",
+        "max_attempts",
+    }
+)
+
+
+def _by_priority(task: Task) -> tuple[int, float, str]:
+    return (-task.priority, task.created_at, task.id)
 
 
 def _priority(value: TaskPriority | int | str) -> TaskPriority:

@@ -17,6 +17,7 @@ import heapq
 import logging
 import math
 import secrets
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -62,6 +63,7 @@ _GRANTS: Final[dict[str, frozenset[str]]] = {
 DEFAULT_SKEW: Final = 60.0
 _HEADER: Final = "v4.public."
 _MAX_TICKET: Final = 8192
+_VERIFIED_KEPT: Final = 4096  # tickets whose signature verified, newest kept
 _SIG: Final = 64
 
 
@@ -292,7 +294,7 @@ class TicketIssuer:
 class TicketVerifier:
     """Checks signature, validity window (± skew), audience, scope and one-shot use."""
 
-    __slots__ = ("_clock", "_keyring", "_seen", "_skew")
+    __slots__ = ("_clock", "_keyring", "_seen", "_skew", "_verified")
 
     def __init__(
         self,
@@ -308,6 +310,10 @@ class TicketVerifier:
         self._clock = clock
         self._seen = seen
         self._skew = skew
+        # Signature checks are the expensive part (Ed25519) and a client sends the same ticket
+        # with every request: remember tickets whose signature verified, keyed by the exact
+        # string. Every other check (window, audience, scope, one-shot, retired key) still runs.
+        self._verified: OrderedDict[str, tuple[str, _Claims, float, float, float]] = OrderedDict()
 
     def verify(
         self, token: str, *, audience: str, scope: str, subject: str | None = None
@@ -324,33 +330,16 @@ class TicketVerifier:
             raise
 
     def _verify(self, token: str, audience: str, scope: str, subject: str | None) -> Ticket:
-        if not isinstance(token, str) or len(token) > _MAX_TICKET:
-            raise TicketError("ticket is not a string of plausible size")
-        if not token.startswith(_HEADER):
-            raise TicketError("not a v4.public ticket")
-        parts = token.split(".")
-        if len(parts) != 4:
-            raise TicketError("ticket has no key-id footer or is malformed")
-        try:
-            signed = _b64url(parts[2])
-            footer = _b64url(parts[3])
-            kid = _footer_json(footer).kid
-        except (binascii.Error, ValueError, msgspec.DecodeError) as exc:
-            raise TicketError("ticket encoding is damaged") from exc
-        key = self._keyring.verifier(kid)
-        if key is None:
-            raise TicketError("ticket signed by an unknown or retired key")
-        if len(signed) <= _SIG:
-            raise TicketError("ticket is truncated")
-        try:
-            body: bytes = key.verify(signed, footer, b"")
-        except Exception as exc:  # pyseto wraps failures in its own VerifyError/ValueError
-            raise TicketError("ticket signature does not verify (tampered or forged)") from exc
-        try:
-            claims = _claims_json(body)
-            issued, start, end = _epoch(claims.iat), _epoch(claims.nbf), _epoch(claims.exp)
-        except (msgspec.DecodeError, ValueError) as exc:
-            raise TicketError("ticket claims are malformed") from exc
+        cached = self._verified.get(token) if isinstance(token, str) else None
+        if cached is not None and self._keyring.verifier(cached[0]) is not None:
+            self._verified.move_to_end(token)
+            kid, claims, issued, start, end = cached
+        else:
+            kid, claims, issued, start, end = self._check_signature(token)
+            self._verified[token] = (kid, claims, issued, start, end)
+            if len(self._verified) > _VERIFIED_KEPT:
+                self._verified.popitem(last=False)
+
         now = self._clock.time()
         if now > end + self._skew:
             raise TicketExpired("ticket has expired")
@@ -378,3 +367,33 @@ class TicketVerifier:
             one_shot=claims.once,
             key_id=kid,
         )
+
+    def _check_signature(self, token: str) -> tuple[str, _Claims, float, float, float]:
+        if not isinstance(token, str) or len(token) > _MAX_TICKET:
+            raise TicketError("ticket is not a string of plausible size")
+        if not token.startswith(_HEADER):
+            raise TicketError("not a v4.public ticket")
+        parts = token.split(".")
+        if len(parts) != 4:
+            raise TicketError("ticket has no key-id footer or is malformed")
+        try:
+            signed = _b64url(parts[2])
+            footer = _b64url(parts[3])
+            kid = _footer_json(footer).kid
+        except (binascii.Error, ValueError, msgspec.DecodeError) as exc:
+            raise TicketError("ticket encoding is damaged") from exc
+        key = self._keyring.verifier(kid)
+        if key is None:
+            raise TicketError("ticket signed by an unknown or retired key")
+        if len(signed) <= _SIG:
+            raise TicketError("ticket is truncated")
+        try:
+            body: bytes = key.verify(signed, footer, b"")
+        except Exception as exc:  # pyseto wraps failures in its own VerifyError/ValueError
+            raise TicketError("ticket signature does not verify (tampered or forged)") from exc
+        try:
+            claims = _claims_json(body)
+            issued, start, end = _epoch(claims.iat), _epoch(claims.nbf), _epoch(claims.exp)
+        except (msgspec.DecodeError, ValueError) as exc:
+            raise TicketError("ticket claims are malformed") from exc
+        return kid, claims, issued, start, end

@@ -21,13 +21,15 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+import msgspec
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from fogmesh.errors import (
-    DeviceNotFound,
     FogmeshError,
     HandshakeError,
     IllegalTransition,
+    IntegrityError,
+    ModelNotFound,
     ReplayError,
     StaleAttempt,
     StoreError,
@@ -35,12 +37,14 @@ from fogmesh.errors import (
     TicketScopeError,
 )
 from fogmesh.fog.tasks import Task, TaskState
+from fogmesh.mobile.policy import evaluate
 from fogmesh.security.handshake import AuthenticatedDevice, accept_device_hello
 from fogmesh.security.noise import NoiseResponder
 from fogmesh.security.tickets import Ticket
 from fogmesh.store import profile_from_dict
 from fogmesh.wire.channel import PROLOGUE, SecureChannel
 from fogmesh.wire.messages import (
+    ArtefactChunk,
     Assign,
     Cancel,
     Enrolled,
@@ -48,6 +52,10 @@ from fogmesh.wire.messages import (
     Heartbeat,
     HeartbeatAck,
     Message,
+    ModelData,
+    ModelFetch,
+    ModelOffer,
+    ModelUnavailable,
     ProtocolError,
     Refused,
     Register,
@@ -66,6 +74,7 @@ log = logging.getLogger(__name__)
 
 HANDSHAKE_TIMEOUT: Final = 10.0
 _OUTBOX: Final = 10_000
+_REPORTS_IN_FLIGHT: Final = 1024  # per session; beyond this the session stops reading
 
 
 class _Closed(Exception):
@@ -78,6 +87,11 @@ class _Session:
     channel: SecureChannel
     websocket: WebSocket
     outbox: asyncio.Queue[Message] = field(default_factory=lambda: asyncio.Queue(_OUTBOX))
+    # Reports being written (the store batches them into shared commits).
+    reporting: set[asyncio.Task[None]] = field(default_factory=set)
+    report_slots: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(_REPORTS_IN_FLIGHT)
+    )
 
 
 async def _recv_frame(ws: WebSocket) -> bytes:
@@ -105,6 +119,13 @@ class AgentHub:
             self._service.metrics.dispatched += 1
         except asyncio.QueueFull:
             log.warning("outbox of %s is full; %s waits for its lease to expire", *_ids(task))
+
+    def stop_attempt(self, device_id: str, task_id: str, attempt: int, reason: str) -> None:
+        """Tell a device to stop an attempt the coordinator took back (e.g. a battery eviction)."""
+        session = self.sessions.get(device_id)
+        if session is not None:
+            with contextlib.suppress(asyncio.QueueFull):
+                session.outbox.put_nowait(Cancel(task_id=task_id, attempt=attempt, reason=reason))
 
     def cancel(self, task: Task) -> None:
         """Tell the device holding ``task``'s lease (if any, if connected) to stop it."""
@@ -219,10 +240,9 @@ class AgentHub:
         if not isinstance(first, Register):
             raise ProtocolError("the first message of a session must be 'register'")
         profile = _profile(first.profile, device.device_id)
-        try:
-            await coordinator.get_device(device.device_id)
+        if coordinator.knows_device(device.device_id):
             await coordinator.update_node_state(device.device_id, profile)
-        except DeviceNotFound:
+        else:
             await coordinator.register_node(profile, labels=first.labels)
         old = self.sessions.get(device.device_id)
         self.sessions[device.device_id] = session
@@ -233,9 +253,47 @@ class AgentHub:
         await self._resume(session, {(r.task_id, r.attempt) for r in first.holding})
         while True:
             message = await session.channel.recv()
+            if isinstance(message, ModelFetch):
+                job = asyncio.create_task(self._send_model(session, message.model_id))
+                session.reporting.add(job)
+                job.add_done_callback(session.reporting.discard)
+                continue
+            if isinstance(message, ArtefactChunk):
+                # Inline, in order: a task's chunks are all written before its result is read.
+                self._artefact_chunk(session, message)
+                continue
+            if isinstance(message, Started | ResultMsg | Refused):
+                await session.report_slots.acquire()
+                self._start_report(session, message)
+                continue
             reply = await self._handle(session, message)
             if reply is not None:
                 await session.outbox.put(reply)
+
+    def _start_report(self, session: _Session, message: Started | ResultMsg | Refused) -> None:
+        # Each report is handled in its own task so that reports from this and other devices
+        # share store commits. Order is kept without waiting: tasks start in creation order
+        # and each reaches the store's queue before its first suspension, and the store applies
+        # its queue in order — a task's "started" is never written after its "result".
+        job = asyncio.create_task(self._report_now(session, message))
+        session.reporting.add(job)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            session.report_slots.release()
+            session.reporting.discard(finished)
+
+        job.add_done_callback(done)
+
+    async def _report_now(self, session: _Session, message: Started | ResultMsg | Refused) -> None:
+        try:
+            reply = await self._handle(session, message)
+        except FogmeshError as exc:  # e.g. the store failed; the lease times out and is retried
+            log.warning("report %s for %s not recorded: %s", type(message).__name__,
+                        message.task_id, exc.reason)  # fmt: skip
+            return
+        if reply is not None:
+            with contextlib.suppress(asyncio.QueueFull):
+                session.outbox.put_nowait(reply)
 
     def _welcome(self, device_id: str, current: Ticket | None) -> Welcome:
         svc = self._service
@@ -307,6 +365,91 @@ class AgentHub:
 
         raise ProtocolError(f"unexpected message {type(message).__name__} from an agent")
 
+    async def _send_model(self, session: _Session, model_id: str) -> None:
+        """Stream a registered model to the device: the variant that fits it now, in chunks
+        its policy and the link allow (``edge.transfer``); the agent verifies the SHA-256."""
+        from fogmesh.edge.transfer import Link, ModelSender, chunk_size_for
+        from fogmesh.edge.variants import choose_variant
+
+        svc = self._service
+        try:
+            registry = await asyncio.to_thread(svc.model_registry)
+            variants = await asyncio.to_thread(registry.variants, model_id)
+            if not variants:
+                raise ModelNotFound(f"the coordinator has no model {model_id!r}")
+            record = await svc.coordinator.get_device(session.device_id)
+            profile = record.device_profile()
+            optimization = evaluate(profile, svc.coordinator.config.policy)
+            choice = choose_variant(
+                {v: i.size_bytes for v, i in variants.items()}, profile, optimization
+            )
+            if choice.variant is None:
+                raise ModelNotFound(f"no variant of {model_id!r} fits: {choice.text}")
+            sender = ModelSender(
+                registry, variants[choice.variant], chunk_size_for(optimization, Link.INTERNET)
+            )
+        except FogmeshError as exc:
+            with contextlib.suppress(asyncio.QueueFull):
+                session.outbox.put_nowait(ModelUnavailable(model_id=model_id, reason=exc.reason))
+            return
+        offer = sender.offer
+        svc.metrics.model_transfers += 1
+        try:
+            fields = msgspec.structs.asdict(offer)
+            await session.channel.send(ModelOffer(**{**fields, "variant": offer.variant.value}))
+            for chunk in sender.chunks():  # the wire message has the chunk's very fields
+                await session.channel.send(ModelData(**msgspec.structs.asdict(chunk)))
+        except (FogmeshError, OSError, WebSocketDisconnect) as exc:
+            log.info("model %s to %s cut off: %s", model_id, session.device_id, exc)
+
+    def _artefact_chunk(self, session: _Session, m: ArtefactChunk) -> None:
+        """Store one chunk of a big result, if this device holds that lease (else drop it)."""
+        store = self._service.artefacts
+        held = any(
+            t.id == m.task_id and t.attempt == m.attempt
+            for t in self._service.coordinator.assignments(session.device_id)
+        )
+        if store is None or not held:
+            log.info("artefact chunk for %s/%s not taken: no such lease on %s",
+                     m.task_id, m.attempt, session.device_id)  # fmt: skip
+            return
+        try:
+            store.append(m.task_id, m.attempt, m.offset, m.total, m.data)
+        except FogmeshError as exc:  # the result's check will then fail and the task is retried
+            log.info("artefact chunk for %s refused: %s", m.task_id, exc.reason)
+            store.discard(m.task_id, m.attempt)
+
+    async def _apply_result(self, device_id: str, m: ResultMsg) -> Task | None:
+        coordinator = self._service.coordinator
+        if m.status == "completed" and m.artefact is not None:
+            store = self._service.artefacts
+            try:
+                if store is None:
+                    raise IntegrityError("this coordinator keeps no artefacts")
+                await asyncio.to_thread(
+                    store.finish, m.task_id, m.attempt, m.artefact.sha256, m.artefact.size
+                )
+            except FogmeshError as exc:
+                # Lost or damaged on the way: the work is worth another try.
+                failed: Task = await coordinator.report_failure(
+                    m.task_id,
+                    device_id,
+                    m.attempt,
+                    {"code": "artefact_incomplete", "reason": exc.reason},
+                    retry=True,
+                )
+                return failed
+            reference = {
+                "artefact": {
+                    "sha256": m.artefact.sha256,
+                    "bytes": m.artefact.size,
+                    "url": f"/v1/tasks/{m.task_id}/artefact",
+                }
+            }
+            done: Task = await coordinator.report_result(m.task_id, device_id, m.attempt, reference)
+            return done
+        return await _apply_result(coordinator, device_id, m)
+
     async def _report(self, device_id: str, message: ResultMsg | Refused) -> ResultAck:
         svc = self._service
         coordinator = svc.coordinator
@@ -318,7 +461,7 @@ class AgentHub:
             else:
                 svc.metrics.results[message.status] += 1
                 svc.metrics.run_wall.observe(message.wall_s)
-                task = await _apply_result(coordinator, device_id, message)
+                task = await self._apply_result(device_id, message)
                 if task is not None and task.finished_at is not None:
                     svc.metrics.submit_to_finish.observe(task.finished_at - task.created_at)
         except (StaleAttempt, IllegalTransition) as exc:

@@ -30,7 +30,7 @@ from fogmesh.errors import (
     TokenError,
 )
 from fogmesh.server.config import ServerConfig
-from fogmesh.server.routes import devices, knowledge, system, tasks
+from fogmesh.server.routes import devices, edge, knowledge, system, tasks
 from fogmesh.server.service import CoordinatorService
 
 __all__ = ["create_app", "http_status"]
@@ -139,6 +139,7 @@ def create_app(config: ServerConfig, *, service: CoordinatorService | None = Non
     app.include_router(tasks.router)
     app.include_router(devices.router)
     app.include_router(knowledge.router)
+    app.include_router(edge.router)
 
     @app.websocket("/v1/agent")
     async def agent(websocket: WebSocket) -> None:

@@ -52,6 +52,7 @@ class Metrics:
         self.stale_reports = 0
         self.dispatched = 0
         self.enrolments = 0
+        self.model_transfers = 0  # models streamed to agents over the link
         self.handshake_failures: Counter[str] = Counter()  # by error code
         self.dispatch_to_start = Histogram()
         self.submit_to_finish = Histogram()
@@ -107,6 +108,10 @@ def render(metrics: Metrics, status: Mapping[str, Any]) -> str:
     out.append(f"fogmesh_stale_reports_total {metrics.stale_reports}")
     out += _family("fogmesh_enrolments_total", "counter", "Devices enrolled.")
     out.append(f"fogmesh_enrolments_total {metrics.enrolments}")
+    out += _family(
+        "fogmesh_model_transfers_total", "counter", "Models streamed to agents over the link."
+    )
+    out.append(f"fogmesh_model_transfers_total {metrics.model_transfers}")
     out += _family("fogmesh_handshake_failures_total", "counter", "Refused agent sessions.")
     out += _labelled("fogmesh_handshake_failures_total", "code", metrics.handshake_failures)
     for name, hist, text in (

@@ -17,7 +17,7 @@ import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fogmesh.clock import Clock, WallClock
 from fogmesh.errors import ConfigError, ReplayError, TicketError
@@ -25,12 +25,16 @@ from fogmesh.fog.coordinator import FogCoordinator
 from fogmesh.fog.tasks import Task
 from fogmesh.security.keys import CoordinatorKeys
 from fogmesh.security.tickets import TicketIssuer, TicketVerifier
+from fogmesh.server.artefacts import ArtefactStore
 from fogmesh.server.auth import read_admin_ticket, write_admin_ticket
 from fogmesh.server.config import ServerConfig
 from fogmesh.server.metrics import Metrics
 from fogmesh.server.seen import StoreSeenStore
 from fogmesh.store import Store, open_store
 from fogmesh.twin.elevation import GlobalKnowledgeStore
+
+if TYPE_CHECKING:
+    from fogmesh.edge.manager import EdgeManager
 
 __all__ = ["RUNTIME_FILE", "CoordinatorService", "run_coordinator"]
 
@@ -52,9 +56,12 @@ class CoordinatorService:
         self._coordinator: FogCoordinator | None = None
         self._seen: StoreSeenStore | None = None
         self._verifier: TicketVerifier | None = None
+        self._edge: EdgeManager | None = None
         self._started = False
         self.admin_ticket = ""
         self.knowledge = GlobalKnowledgeStore(k=config.knowledge_k)
+        self.artefacts: ArtefactStore | None = None  # results over 1 MiB, set by start()
+        self._models: Any = None  # edge.models.ModelRegistry, opened on the first model fetch
 
     # Accessors raise instead of returning None so route code stays simple and typed.
     @property
@@ -78,6 +85,21 @@ class CoordinatorService:
         return self._seen
 
     @property
+    def edge(self) -> EdgeManager:
+        """Edge devices, models and deployments, sharing this service's coordinator."""
+        assert self._edge is not None, "service not started"
+        return self._edge
+
+    def model_registry(self) -> Any:
+        """The data directory's model registry (``fogmesh model add --data-dir``), opened on
+        first use: most coordinators never serve a model. Blocking; call it in a thread."""
+        if self._models is None:
+            from fogmesh.edge.models import ModelRegistry
+
+            self._models = ModelRegistry(Path(self.config.data_dir))
+        return self._models
+
+    @property
     def issuer(self) -> TicketIssuer:
         return self.keys.issuer(self.clock)
 
@@ -87,6 +109,7 @@ class CoordinatorService:
         data_dir = Path(self.config.data_dir)
         await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True, mode=0o700)
         self._keys = await asyncio.to_thread(CoordinatorKeys.load_or_create, data_dir)
+        self.artefacts = await asyncio.to_thread(ArtefactStore, data_dir / "artefacts")
         self._store = await open_store(self.config.db_url, data_dir)
         self._seen = StoreSeenStore(self._store, self.clock)
         saved = await self._store.get_value("global_knowledge")
@@ -99,8 +122,13 @@ class CoordinatorService:
             config=self.config.coordinator,
             clock=self.clock,
             dispatcher=self.hub.dispatch,
+            stopper=self.hub.stop_attempt,
         )
         await self._coordinator.start()
+        from fogmesh.edge.manager import EdgeManager
+
+        self._edge = EdgeManager(self._coordinator, data_dir=data_dir, clock=self.clock)
+        await self._edge.start()
         self.admin_ticket = self._ensure_admin_ticket(data_dir)
         self._started = True
 
@@ -126,6 +154,8 @@ class CoordinatorService:
             return
         self._started = False
         await self.hub.close_all()
+        if self._edge is not None:
+            await self._edge.close()
         if self._coordinator is not None:
             await self._coordinator.close()
         if self._store is not None:
@@ -168,6 +198,10 @@ async def run_coordinator(config: ServerConfig, *, log_level: str = "info") -> N
     # Bind before anything else so a taken port is one clear error, not uvicorn's SystemExit.
     try:
         sock = socket.create_server((config.host, config.port), reuse_port=False)
+        # create_server leaves proto 0, so asyncio does not recognise the accepted sockets as
+        # TCP and never sets TCP_NODELAY: each small response would then wait ~40 ms for the
+        # client's delayed ACK (Nagle). Accepted sockets inherit the option from the listener.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except OSError as exc:
         raise ConfigError(
             f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}", field="--port"
@@ -183,6 +217,7 @@ async def run_coordinator(config: ServerConfig, *, log_level: str = "info") -> N
                 log_level=log_level,
                 lifespan="off",
                 ws_max_size=1 << 17,
+                ws_per_message_deflate=False,  # Noise ciphertext does not compress
                 timeout_graceful_shutdown=10,
             )
         )

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
-from sqlalchemy import ColumnElement, Row, and_, delete, select, text, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import ColumnElement, Row, and_, bindparam, delete, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from fogmesh.devices.model import DeviceProfile, DeviceType
-from fogmesh.errors import DeviceNotFound, InvalidRequest
+from fogmesh.errors import DeviceNotFound, FogmeshError, InvalidRequest
 
 from . import _rules as R
 from . import _statements as Q
+from ._batch import Batcher
 from ._sqlconn import SqlBase
 from .base import ClusterRecord, DeviceRecord, DeviceStatus
 from .schema import clusters, device_models, devices, kv
@@ -22,8 +23,35 @@ __all__ = ["SqlDevices"]
 _CLUSTER_LOCK_KEY: Final = 0x666F6763  # "fogc": advisory lock id for cluster saves on PostgreSQL
 
 
+class _Beat(NamedTuple):
+    device_id: str
+    now: float
+    profile: str | None  # JSON, already checked
+    device_type: str | None
+
+
+class _Upsert(NamedTuple):
+    device_id: str
+    device_type: str
+    profile: str  # JSON, checked
+    labels: str | None  # JSON, checked; None keeps what is stored
+    now: float
+
+
 class SqlDevices(SqlBase):
     """Devices with their deployed models, clusters, coordinator values."""
+
+    def __init__(self, engine: AsyncEngine, *, batch_heartbeats: bool = True) -> None:
+        super().__init__(engine)
+        # Thousands of devices heartbeat every few seconds; one transaction per beat would
+        # cap the fleet at the disk's fsync rate.
+        self._beats: Batcher[_Beat, DeviceRecord] | None = (
+            Batcher(self._apply_heartbeats, name="heartbeats") if batch_heartbeats else None
+        )
+        # A fleet reconnecting after a coordinator restart registers all at once.
+        self._upserts: Batcher[_Upsert, DeviceRecord] | None = (
+            Batcher(self._apply_upserts, name="registrations") if batch_heartbeats else None
+        )
 
     # -- devices ----------------------------------------------------------------------------
     async def _load_devices(
@@ -60,46 +88,119 @@ class SqlDevices(SqlBase):
         self, profile: DeviceProfile, now: float, *, labels: Mapping[str, str] | None = None
     ) -> DeviceRecord:
         R.check_profile(profile)
-        data = R.encode_json(profile.to_dict(), "profile")
         new_labels = None if labels is None else R.check_labels(labels)
-        stmt = self._insert(devices).values(
-            id=profile.device_id,
-            device_type=DeviceType(profile.device_type).value,
-            status=DeviceStatus.READY.value,
-            profile=data,
-            labels=R.encode_json(new_labels or {}, "labels"),
-            registered_at=now,
-            last_heartbeat=now,
+        row = _Upsert(
+            profile.device_id,
+            DeviceType(profile.device_type).value,
+            R.encode_json(profile.to_dict(), "profile"),
+            None if new_labels is None else R.encode_json(new_labels, "labels"),
+            now,
         )
-        updates: dict[str, Any] = {
-            "device_type": stmt.excluded.device_type,
-            "profile": stmt.excluded.profile,
-            "last_heartbeat": stmt.excluded.last_heartbeat,
-            "status": Q.revived_status(),
-        }
-        if new_labels is not None:
-            updates["labels"] = stmt.excluded.labels
+        if self._upserts is not None:
+            return await self._upserts.submit(row)
+        outcome = (await self._apply_upserts([row]))[0]
+        if isinstance(outcome, FogmeshError):
+            raise outcome
+        return outcome
+
+    async def _apply_upserts(self, rows: Sequence[_Upsert]) -> list[DeviceRecord | FogmeshError]:
+        """Register (or take back) devices in one transaction, in arrival order."""
+        base = self._insert(devices)
         async with self._write() as conn:
-            await conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=updates))
-            return await self._device(conn, profile.device_id)
+            for with_labels in (True, False):
+                batch = [r for r in rows if (r.labels is not None) is with_labels]
+                if not batch:
+                    continue
+                updates: dict[str, Any] = {
+                    "device_type": base.excluded.device_type,
+                    "profile": base.excluded.profile,
+                    "last_heartbeat": base.excluded.last_heartbeat,
+                    "status": Q.revived_status(),
+                }
+                if with_labels:
+                    updates["labels"] = base.excluded.labels
+                stmt = base.on_conflict_do_update(index_elements=["id"], set_=updates)
+                await conn.execute(
+                    stmt,
+                    [
+                        {
+                            "id": r.device_id,
+                            "device_type": r.device_type,
+                            "status": DeviceStatus.READY.value,
+                            "profile": r.profile,
+                            "labels": r.labels if r.labels is not None else "{}",
+                            "registered_at": r.now,
+                            "last_heartbeat": r.now,
+                        }
+                        for r in batch
+                    ],
+                )
+            records: dict[str, DeviceRecord] = {}
+            for chunk in Q.chunks(sorted({r.device_id for r in rows})):
+                for record in await self._load_devices(conn, devices.c.id.in_(chunk)):
+                    records[record.device_id] = record
+        return [records[r.device_id] for r in rows]
 
     async def heartbeat(
         self, device_id: str, now: float, profile: DeviceProfile | None = None
     ) -> DeviceRecord:
-        values: dict[str, Any] = {"last_heartbeat": now, "status": Q.revived_status()}
+        data: str | None = None
+        kind: str | None = None
         if profile is not None:
             R.check_profile(profile)
             if profile.device_id != device_id:
                 raise InvalidRequest("heartbeat profile is for another device", field="profile")
-            values["profile"] = R.encode_json(profile.to_dict(), "profile")
-            values["device_type"] = DeviceType(profile.device_type).value
+            data = R.encode_json(profile.to_dict(), "profile")
+            kind = DeviceType(profile.device_type).value
+        beat = _Beat(device_id, now, data, kind)
+        if self._beats is not None:
+            return await self._beats.submit(beat)
+        outcome = (await self._apply_heartbeats([beat]))[0]
+        if isinstance(outcome, FogmeshError):
+            raise outcome
+        return outcome
+
+    async def _apply_heartbeats(self, beats: Sequence[_Beat]) -> list[DeviceRecord | FogmeshError]:
+        with_profile = [b for b in beats if b.profile is not None]
+        bare = [b for b in beats if b.profile is None]
         async with self._write() as conn:
-            result = await conn.execute(
-                update(devices).where(devices.c.id == device_id).values(**values)
-            )
-            if result.rowcount != 1:
-                raise DeviceNotFound(f"no device {device_id}", device_id=device_id)
-            return await self._device(conn, device_id)
+            ids = sorted({b.device_id for b in beats})
+            known: set[str] = set()
+            for chunk in Q.chunks(ids):
+                known.update(
+                    r.id
+                    for r in await conn.execute(select(devices.c.id).where(devices.c.id.in_(chunk)))
+                )
+            stmt = update(devices).where(devices.c.id == bindparam("k_id"))
+            revive = {"last_heartbeat": bindparam("v_now"), "status": Q.revived_status()}
+            with_profile = [b for b in with_profile if b.device_id in known]
+            bare = [b for b in bare if b.device_id in known]
+            if with_profile:
+                await conn.execute(
+                    stmt.values(
+                        **revive, profile=bindparam("v_profile"), device_type=bindparam("v_type")
+                    ),
+                    [
+                        {"k_id": b.device_id, "v_now": b.now, "v_profile": b.profile,
+                         "v_type": b.device_type}
+                        for b in with_profile
+                    ],
+                )  # fmt: skip
+            if bare:
+                await conn.execute(
+                    stmt.values(**revive),
+                    [{"k_id": b.device_id, "v_now": b.now} for b in bare],
+                )
+            records: dict[str, DeviceRecord] = {}
+            for chunk in Q.chunks(sorted(known)):
+                for record in await self._load_devices(conn, devices.c.id.in_(chunk)):
+                    records[record.device_id] = record
+        return [
+            records[b.device_id]
+            if b.device_id in records
+            else DeviceNotFound(f"no device {b.device_id}", device_id=b.device_id)
+            for b in beats
+        ]
 
     async def set_device_status(self, device_id: str, status: DeviceStatus) -> DeviceRecord:
         status = DeviceStatus(status)

@@ -13,7 +13,7 @@ clusters in ``_sqldevices``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from sqlalchemy import ColumnElement, func, select, text, update
 from sqlalchemy.engine import URL
@@ -30,6 +30,7 @@ from fogmesh.fog.tasks import Task, TaskState
 
 from . import _rules as R
 from . import _statements as Q
+from ._batch import Batcher
 from ._group import GroupCommitter
 from ._sqlconn import Conflict, SqliteSync, make_engine, normalise_url
 from ._sqldevices import SqlDevices
@@ -42,15 +43,33 @@ __all__ = ["SqlStore", "SqliteSync", "normalise_url"]
 _SCHEMA_LOCK_KEY: Final = 0x666F676D  # "fogm": advisory lock id for migrations on PostgreSQL
 
 
+class _Report(NamedTuple):
+    """A device's "started" (``result`` unused) or "completed" report, as one batch item."""
+
+    target: TaskState  # RUNNING or COMPLETED
+    task_id: str
+    device_id: str
+    attempt: int
+    now: float
+    result: str | None = None  # JSON, already size-checked
+
+
 class SqlStore(SqlDevices):
     """``Store`` on SQLite (embedded default) or PostgreSQL. Create with ``await SqlStore.open``."""
 
     def __init__(
         self, engine: AsyncEngine, *, group_commit: bool = True, max_batch: int = 2000
     ) -> None:
-        super().__init__(engine)
+        super().__init__(engine, batch_heartbeats=group_commit)
         self._group = (
             GroupCommitter(self._insert_tasks, max_batch=max_batch) if group_commit else None
+        )
+        # Reports and heartbeats come one per message from many devices at once; batching
+        # them is what lets one coordinator keep up (docs/store.md, "Group commit").
+        self._reports: Batcher[_Report, Task] | None = (
+            Batcher(self._apply_reports, max_batch=max_batch, name="reports")
+            if group_commit
+            else None
         )
 
     @classmethod
@@ -270,14 +289,7 @@ class SqlStore(SqlDevices):
         async with self._write() as conn:
             # The rows are locked (SQLite: the write lock; PostgreSQL: FOR UPDATE), so what this
             # read says still holds when the UPDATEs below run; they stay conditional anyway.
-            view: dict[str, tuple[TaskState, int, str | None]] = {}
-            for chunk in Q.chunks(sorted({p.task_id for p in placements})):
-                for r in await conn.execute(
-                    select(tasks.c.id, tasks.c.state, tasks.c.attempt, tasks.c.assigned_device)
-                    .where(tasks.c.id.in_(chunk))
-                    .with_for_update()
-                ):
-                    view[r.id] = (TaskState(r.state), r.attempt, r.assigned_device)
+            view = await self._lease_view(conn, {p.task_id for p in placements})
             for p in placements:
                 if p.task_id not in view:
                     outcomes.append(TaskNotFound(f"no task {p.task_id}", task_id=p.task_id))
@@ -302,6 +314,22 @@ class SqlStore(SqlDevices):
             placed = await self._place_winners(conn, winners, now)
         won = iter(placed)
         return [next(won) if o is None else o for o in outcomes]
+
+    async def _lease_view(
+        self, conn: AsyncConnection, ids: set[str]
+    ) -> dict[str, tuple[TaskState, int, str | None]]:
+        """State, attempt and lease holder of these tasks, rows locked for this transaction
+        (SQLite: the write lock; PostgreSQL: FOR UPDATE), so what it says still holds when the
+        transaction's UPDATEs run."""
+        view: dict[str, tuple[TaskState, int, str | None]] = {}
+        for chunk in Q.chunks(sorted(ids)):
+            for r in await conn.execute(
+                select(tasks.c.id, tasks.c.state, tasks.c.attempt, tasks.c.assigned_device)
+                .where(tasks.c.id.in_(chunk))
+                .with_for_update()
+            ):
+                view[r.id] = (TaskState(r.state), r.attempt, r.assigned_device)
+        return view
 
     async def _place_winners(
         self, conn: AsyncConnection, winners: Sequence[Placement], now: float
@@ -351,28 +379,90 @@ class SqlStore(SqlDevices):
         return out
 
     async def mark_running(self, task_id: str, device_id: str, attempt: int, now: float) -> Task:
-        async with self._write() as conn:
-            await self._cas(
-                conn, Q.RUN, task_id, lease_attempt=attempt, lease_device=device_id, now=now
-            )
-            return await self._load_task(conn, task_id)
+        return await self._report(_Report(TaskState.RUNNING, task_id, device_id, attempt, now))
 
     async def complete(
         self, task_id: str, device_id: str, attempt: int, result: Any, now: float
     ) -> Task:
         encoded = R.encode_json(result, "result", R.MAX_RESULT_BYTES)
+        return await self._report(
+            _Report(TaskState.COMPLETED, task_id, device_id, attempt, now, encoded)
+        )
+
+    async def _report(self, report: _Report) -> Task:
+        if self._reports is not None:
+            return await self._reports.submit(report)
+        outcome = (await self._apply_reports([report]))[0]
+        if isinstance(outcome, FogmeshError):
+            raise outcome
+        return outcome
+
+    async def _apply_reports(self, reports: Sequence[_Report]) -> list[Task | FogmeshError]:
+        """Apply "started" / "completed" reports in order in one transaction.
+
+        Each report is checked against the row as the reports before it in the batch left it,
+        exactly as ``_cas`` would check it alone; the UPDATEs stay conditional.
+        """
+        outcomes: list[FogmeshError | None] = []
+        runs: list[dict[str, Any]] = []
+        completes: list[dict[str, Any]] = []
         async with self._write() as conn:
-            await self._cas(
-                conn,
-                Q.COMPLETE,
-                task_id,
-                lease_attempt=attempt,
-                lease_device=device_id,
-                now=now,
-                result=encoded,
-            )
-            await self._close_attempt(conn, task_id, now, "completed", None)
-            return await self._load_task(conn, task_id)
+            view = await self._lease_view(conn, {r.task_id for r in reports})
+            for r in reports:
+                if r.task_id not in view:
+                    outcomes.append(TaskNotFound(f"no task {r.task_id}", task_id=r.task_id))
+                    continue
+                state, attempt, assigned = view[r.task_id]
+                allowed = R.RUN_FROM if r.target is TaskState.RUNNING else R.COMPLETE_FROM
+                if state in allowed and attempt == r.attempt and assigned == r.device_id:
+                    view[r.task_id] = (r.target, attempt, assigned)
+                    params = {
+                        "k_id": r.task_id,
+                        "k_attempt": r.attempt,
+                        "k_device": r.device_id,
+                        "v_now": r.now,
+                    }
+                    if r.target is TaskState.RUNNING:
+                        runs.append(params)
+                    else:
+                        completes.append({**params, "v_result": r.result})
+                    outcomes.append(None)
+                    continue
+                try:
+                    R.explain_refusal(
+                        r.task_id,
+                        state=state,
+                        attempt=attempt,
+                        assigned=assigned,
+                        target=r.target,
+                        lease_attempt=r.attempt,
+                        lease_device=r.device_id,
+                    )
+                    raise StaleAttempt(f"task {r.task_id} changed concurrently", task_id=r.task_id)
+                except FogmeshError as exc:
+                    outcomes.append(exc)
+            # All "started" first: a task started and completed within one batch must pass
+            # RUNNING on its way, as it did on the device.
+            for stmt, rows in ((Q.RUN.stmt, runs), (Q.COMPLETE.stmt, completes)):
+                if rows:
+                    await conn.execute(stmt, rows)
+            if completes:
+                await conn.execute(
+                    Q.CLOSE_ATTEMPT,
+                    [
+                        {"k_id": c["k_id"], "v_now": c["v_now"], "v_outcome": "completed",
+                         "v_reason": None}
+                        for c in completes
+                    ],
+                )  # fmt: skip
+            by_id: dict[str, Task] = {}
+            changed = [r.task_id for r, o in zip(reports, outcomes, strict=True) if o is None]
+            for chunk in Q.chunks(sorted(set(changed))):
+                for loaded in await Q.fetch_tasks(conn, Q.TASKS_BY_IDS, {"ids": list(chunk)}):
+                    by_id[loaded.id] = loaded
+        return [
+            by_id[r.task_id] if o is None else o for r, o in zip(reports, outcomes, strict=True)
+        ]
 
     async def fail(
         self, task_id: str, device_id: str, attempt: int, error: Mapping[str, Any], now: float
@@ -449,6 +539,12 @@ class SqlStore(SqlDevices):
         try:
             if self._group is not None:
                 await self._group.close()
+            if self._reports is not None:
+                await self._reports.close()
+            if self._beats is not None:
+                await self._beats.close()
+            if self._upserts is not None:
+                await self._upserts.close()
         finally:
             self._closed = True
             await self._engine.dispose()

@@ -18,6 +18,8 @@ from fogmesh.fog.tasks import Task
 __all__ = [
     "PROTOCOL_VERSION",
     "AgentMessage",
+    "ArtefactChunk",
+    "ArtefactRef",
     "Assign",
     "Cancel",
     "CoordinatorMessage",
@@ -27,6 +29,10 @@ __all__ = [
     "Heartbeat",
     "HeartbeatAck",
     "Message",
+    "ModelData",
+    "ModelFetch",
+    "ModelOffer",
+    "ModelUnavailable",
     "ProtocolError",
     "Refused",
     "Register",
@@ -81,19 +87,45 @@ class Started(_Msg, tag="started"):
     attempt: int
 
 
+class ArtefactRef(msgspec.Struct, frozen=True, kw_only=True):
+    """A result too big to travel inline: its JSON bytes went ahead as ``artefact_chunk``s."""
+
+    sha256: str  # hex digest of the whole artefact
+    size: int  # bytes
+
+
+class ArtefactChunk(_Msg, tag="artefact_chunk"):
+    """A slice of a completed task's result that is larger than the inline limit (1 MiB). The
+    chunks of one attempt go in order, offsets contiguous, before its ``result``."""
+
+    task_id: str
+    attempt: int
+    offset: int
+    total: int  # size of the whole artefact
+    data: bytes
+
+
 class ResultMsg(_Msg, tag="result"):
     """How one attempt ended. ``status`` is the runner's: completed, failed, timeout, killed,
-    cancelled or refused."""
+    cancelled or refused. A completed result too large to carry inline comes as ``artefact``
+    (sent before as chunks) with ``result`` unset."""
 
     task_id: str
     attempt: int
     status: str
     result: Any = None
+    artefact: ArtefactRef | None = None
     error: dict[str, Any] | None = None
     wall_s: float = 0.0
     cpu_s: float = 0.0
     max_rss_mb: float | None = None
     limiter: str = "none"
+
+
+class ModelFetch(_Msg, tag="model_fetch"):
+    """The agent was given a ``model`` task for a model it does not hold: send it over."""
+
+    model_id: str
 
 
 class Refused(_Msg, tag="refused"):
@@ -151,13 +183,55 @@ class ResultAck(_Msg, tag="result_ack"):
     reason: str = ""
 
 
+class ModelOffer(_Msg, tag="model_offer"):
+    """A model transfer begins (``edge.transfer.TransferOffer``'s fields): the variant chosen for
+    this device, chunked at the size its policy and the link allow."""
+
+    transfer_id: str
+    model_id: str
+    variant: str  # fp32 | int8
+    sha256: str
+    total_bytes: int
+    chunk_size: int
+    total_chunks: int
+
+
+class ModelData(_Msg, tag="model_data"):
+    """One chunk of an offered model (``edge.transfer.ModelChunk``'s fields)."""
+
+    transfer_id: str
+    index: int
+    offset: int
+    data: bytes
+    total: int
+    sha256: str
+
+
+class ModelUnavailable(_Msg, tag="model_unavailable"):
+    model_id: str
+    reason: str
+
+
 class ErrorMsg(_Msg, tag="error"):
     code: str
     reason: str
 
 
-AgentMessage = Register | Heartbeat | Started | ResultMsg | Refused | Goodbye
-CoordinatorMessage = Enrolled | Welcome | HeartbeatAck | Assign | Cancel | ResultAck | ErrorMsg
+AgentMessage = (
+    Register | Heartbeat | Started | ArtefactChunk | ResultMsg | Refused | ModelFetch | Goodbye
+)
+CoordinatorMessage = (
+    Enrolled
+    | Welcome
+    | HeartbeatAck
+    | Assign
+    | Cancel
+    | ResultAck
+    | ModelOffer
+    | ModelData
+    | ModelUnavailable
+    | ErrorMsg
+)
 Message = AgentMessage | CoordinatorMessage
 
 _encoder = msgspec.msgpack.Encoder()

@@ -8,9 +8,19 @@ imported here, so a warm worker loads onnxruntime only once a model task arrives
 
 from __future__ import annotations
 
-from fogmesh.agent.workloads.basic import allocate, burn, echo
+from fogmesh.agent.workloads.basic import allocate, blob, burn, echo
 from fogmesh.agent.workloads.linalg import matmul
 from fogmesh.agent.workloads.text import embed, preprocess, tokenise
 from fogmesh.agent.workloads.train import train_logreg
 
-__all__ = ["allocate", "burn", "echo", "embed", "matmul", "preprocess", "tokenise", "train_logreg"]
+__all__ = [
+    "allocate",
+    "blob",
+    "burn",
+    "echo",
+    "embed",
+    "matmul",
+    "preprocess",
+    "tokenise",
+    "train_logreg",
+]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any
 
 from fogmesh.agent.workloads._util import check_range, checksum
 
-__all__ = ["allocate", "burn", "echo"]
+__all__ = ["allocate", "blob", "burn", "echo"]
 
 
 def echo(x: Any = None) -> dict[str, Any]:
@@ -38,3 +39,13 @@ def allocate(mb: int = 16) -> dict[str, Any]:
     for i in range(0, len(block), 4096):  # touch every page so it is really resident
         block[i] = i & 0xFF
     return {"mb": int(mb), "checksum": checksum(sum(block[::4096]))}
+
+
+def blob(kib: int = 1536, seed: int = 0) -> dict[str, Any]:
+    """``kib`` KiB of deterministic hex text: a result too big to travel inline (over 1 MiB it
+    goes to the coordinator as an artefact). Anyone can recompute it from ``kib`` and ``seed``."""
+    check_range("kib", kib, 1, 60 * 1024)
+    block = hashlib.sha256(f"fogmesh-blob-{seed}".encode()).hexdigest()
+    need = int(kib) * 1024
+    data = (block * (need // len(block) + 1))[:need]
+    return {"kib": int(kib), "seed": seed, "data": data}

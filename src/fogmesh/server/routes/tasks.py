@@ -1,14 +1,17 @@
-"""``/v1/tasks``: submit, list, read, cancel, explain."""
+"""``/v1/tasks``: submit (one or a batch), list, read (optionally long-polling), cancel, explain."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Any, Literal
 
 import msgspec
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from fogmesh.devices.model import DeviceType
+from fogmesh.errors import NotFound
 from fogmesh.fog.tasks import Task, TaskState, TaskType
 from fogmesh.server.auth import ReadTicket, SubmitTicket
 
@@ -71,6 +74,19 @@ class Submitted(BaseModel):
     state: str
 
 
+MAX_BATCH = 1000
+
+
+class TaskBatch(BaseModel):
+    model_config = _STRICT
+    tasks: list[TaskSubmit] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class SubmittedBatch(BaseModel):
+    task_ids: list[str]
+    state: str
+
+
 class CancelIn(BaseModel):
     model_config = _STRICT
     reason: str = Field(default="cancelled by request", max_length=500)
@@ -81,25 +97,38 @@ def task_json(task: Task) -> dict[str, Any]:
     return value
 
 
+def _spec(body: TaskSubmit) -> dict[str, Any]:
+    return {
+        "task_type": body.type,
+        "priority": body.priority,
+        "cpu_cores": body.cpu_cores,
+        "memory_mb": body.memory_mb,
+        "estimated_duration": body.estimated_duration,
+        "requires_gpu": body.requires_gpu,
+        "payload": None if body.payload is None else body.payload.model_dump(),
+        "deadline": body.deadline,
+        "constraints": None
+        if body.constraints is None
+        else body.constraints.model_dump(exclude_none=True),
+        "max_attempts": body.max_attempts,
+    }
+
+
 @router.post("", status_code=201, response_model=Submitted)
 async def submit(body: TaskSubmit, request: Request, _: SubmitTicket) -> Submitted:
     """Accept a task; answers once it is durable."""
     coordinator = request.app.state.service.coordinator
-    task_id = await coordinator.submit_task(
-        body.type,
-        body.priority,
-        body.cpu_cores,
-        body.memory_mb,
-        body.estimated_duration,
-        body.requires_gpu,
-        payload=None if body.payload is None else body.payload.model_dump(),
-        deadline=body.deadline,
-        constraints=None
-        if body.constraints is None
-        else body.constraints.model_dump(exclude_none=True),
-        max_attempts=body.max_attempts,
-    )
+    task_id = await coordinator.submit_task(**_spec(body))
     return Submitted(task_id=task_id, state="pending")
+
+
+@router.post("/batch", status_code=201, response_model=SubmittedBatch)
+async def submit_batch(body: TaskBatch, request: Request, _: SubmitTicket) -> SubmittedBatch:
+    """Accept up to 1,000 tasks at once, all or none; answers once all are durable. Ids come
+    back in the order given."""
+    coordinator = request.app.state.service.coordinator
+    ids = await coordinator.submit_tasks([_spec(t) for t in body.tasks])
+    return SubmittedBatch(task_ids=ids, state="pending")
 
 
 @router.get("")
@@ -117,9 +146,34 @@ async def list_tasks(
 
 
 @router.get("/{task_id}")
-async def get_task(task_id: TaskId, request: Request, _: ReadTicket) -> Any:
-    """The task as stored, with its attempt history."""
-    return task_json(await request.app.state.service.coordinator.get_task(task_id))
+async def get_task(
+    task_id: TaskId,
+    request: Request,
+    _: ReadTicket,
+    wait: Annotated[
+        float,
+        Query(ge=0, le=60, description="long poll: answer when the task ends or after this many s"),
+    ] = 0.0,
+) -> Any:
+    """The task as stored, with its attempt history. With ``wait``, the answer comes as soon as
+    the task is completed, failed or cancelled, or after ``wait`` seconds as it then stands."""
+    coordinator = request.app.state.service.coordinator
+    if wait > 0:
+        with contextlib.suppress(TimeoutError):
+            return task_json(await coordinator.wait_for(task_id, timeout=wait))
+    return task_json(await coordinator.get_task(task_id))
+
+
+@router.get("/{task_id}/artefact", response_class=FileResponse)
+async def get_artefact(task_id: TaskId, request: Request, _: ReadTicket) -> FileResponse:
+    """A completed task's result that was too large to store inline (JSON; its SHA-256 and size
+    are in the task's ``result.artefact``)."""
+    service = request.app.state.service
+    await service.coordinator.get_task(task_id)  # unknown task → 404 task_not_found
+    if service.artefacts is None:
+        raise NotFound(f"task {task_id} has no artefact")
+    path = service.artefacts.path(task_id)
+    return FileResponse(path, media_type="application/json", filename=f"{task_id}.json")
 
 
 @router.post("/{task_id}/cancel")

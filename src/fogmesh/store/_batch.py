@@ -1,0 +1,98 @@
+"""Group commit for single-item writes: concurrent calls share one transaction and one fsync.
+
+``GroupCommitter`` (``_group.py``) does this for submits; ``Batcher`` does it for writes whose
+items succeed or fail one by one — a task's "started" or "completed" report, a heartbeat. The
+flush function gets every queued item in arrival order and returns one outcome per item: a
+value, or the ``FogmeshError`` that single call would have raised. Items are applied in order,
+so a task's "started" and "completed" in one batch land in the order they were reported.
+
+There is no timer: a lone call is written at once; while a commit is in flight new calls queue,
+so the batch grows with the load. If the flush itself fails (the database is gone), every
+caller in that batch gets that error and nothing of the batch is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+from fogmesh.errors import FogmeshError, StoreError
+
+__all__ = ["Batcher"]
+
+ItemT = TypeVar("ItemT")
+OutT = TypeVar("OutT")
+
+Flush = Callable[[Sequence[ItemT]], Awaitable[Sequence["OutT | FogmeshError"]]]
+
+
+class Batcher(Generic[ItemT, OutT]):
+    def __init__(
+        self, flush: Flush[ItemT, OutT], *, max_batch: int = 2000, name: str = "batch"
+    ) -> None:
+        self._flush = flush
+        self._max_batch = max_batch
+        self._name = name
+        self._queue: asyncio.Queue[tuple[ItemT, asyncio.Future[OutT]] | None] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+        self._closed = False
+        self.batches = 0  # commits made (benchmarks and tests read these)
+        self.items = 0
+
+    async def submit(self, item: ItemT) -> OutT:
+        """Return ``item``'s outcome once its batch is committed; raise its error."""
+        if self._closed:
+            raise StoreError("store is closed")
+        loop = asyncio.get_running_loop()
+        if self._writer is None:
+            self._writer = loop.create_task(self._run(), name=f"fogmesh-store-{self._name}")
+        future: asyncio.Future[OutT] = loop.create_future()
+        self._queue.put_nowait((item, future))
+        return await future
+
+    async def close(self) -> None:
+        """Commit what is queued, then stop the writer."""
+        self._closed = True
+        if self._writer is not None:
+            self._queue.put_nowait(None)
+            await self._writer
+            self._writer = None
+
+    async def _run(self) -> None:
+        stop = False
+        while not stop:
+            first = await self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self._max_batch:
+                try:
+                    entry = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if entry is None:
+                    stop = True
+                    break
+                batch.append(entry)
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[tuple[ItemT, asyncio.Future[OutT]]]) -> None:
+        # Unlike a submit, a report is worth writing even if its caller stopped waiting: the
+        # device did the work. So cancelled callers' items are written too.
+        try:
+            outcomes = await self._flush([item for item, _ in batch])
+        except Exception as exc:
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        self.batches += 1
+        self.items += len(batch)
+        for (_, fut), outcome in zip(batch, outcomes, strict=True):
+            if fut.done():
+                continue
+            if isinstance(outcome, FogmeshError):
+                fut.set_exception(outcome)
+            else:
+                fut.set_result(outcome)

@@ -41,6 +41,7 @@ __all__ = [
     "TERMINAL_STATES",
     "FogClient",
     "WaitTimeout",
+    "answer_of",
     "connect",
     "error_from_response",
     "find_coordinator",
@@ -80,6 +81,26 @@ _BY_STATUS: Final[dict[int, type[FogmeshError]]] = {
     413: InvalidRequest,
     422: InvalidRequest,
 }
+
+
+def answer_of(
+    url: str,
+    method: str,
+    path: str,
+    response: httpx.Response,
+    *,
+    not_found: type[NotFound] = NotFound,
+) -> Any:
+    """A coordinator's JSON answer, or the ``FogmeshError`` its error response stands for."""
+    if response.is_error:
+        raise error_from_response(response, not_found=not_found)
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise TransportError(
+            f"{url} answered {method} {path} with something other than JSON; "
+            "is it a fogmesh coordinator?"
+        ) from exc
 
 
 def error_from_response(
@@ -292,15 +313,7 @@ class FogClient:
                 f"coordinator at {self.url} did not answer {method} {path}: "
                 f"{exc or type(exc).__name__}"
             ) from exc
-        if response.is_error:
-            raise error_from_response(response, not_found=not_found)
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise TransportError(
-                f"{self.url} answered {method} {path} with something other than JSON; "
-                "is it a fogmesh coordinator?"
-            ) from exc
+        return answer_of(self.url, method, path, response, not_found=not_found)
 
     def _object(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         value = self._request(method, path, **kwargs)

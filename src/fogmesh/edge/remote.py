@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import httpx
 
-from fogmesh.client import error_from_response
+from fogmesh.client import answer_of
 from fogmesh.errors import ConfigError, InvalidRequest, NotFound, TransportError
 
 __all__ = ["DEFAULT_TIMEOUT", "RemoteEdge", "segment"]
@@ -83,7 +83,7 @@ class RemoteEdge:
                 response = await http.request(method, path, json=json)
         except httpx.HTTPError as exc:
             raise self._transport_error(method, path, exc) from exc
-        return self._answer(method, path, response, not_found)
+        return answer_of(self.url, method, path, response, not_found=not_found)
 
     def request_sync(self, method: str, path: str, *, not_found: type[NotFound] = NotFound) -> Any:
         try:
@@ -96,7 +96,7 @@ class RemoteEdge:
                 response = http.request(method, path)
         except httpx.HTTPError as exc:
             raise self._transport_error(method, path, exc) from exc
-        return self._answer(method, path, response, not_found)
+        return answer_of(self.url, method, path, response, not_found=not_found)
 
     async def object(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         return self._dict(method, path, await self.request(method, path, **kwargs))
@@ -111,19 +111,6 @@ class RemoteEdge:
         return TransportError(
             f"coordinator at {self.url} did not answer {method} {path}: {exc or type(exc).__name__}"
         )
-
-    def _answer(
-        self, method: str, path: str, response: httpx.Response, not_found: type[NotFound]
-    ) -> Any:
-        if response.is_error:
-            raise error_from_response(response, not_found=not_found)
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise TransportError(
-                f"{self.url} answered {method} {path} with something other than JSON; "
-                "is it a fogmesh coordinator?"
-            ) from exc
 
     def _dict(self, method: str, path: str, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):

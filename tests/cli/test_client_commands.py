@@ -14,7 +14,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,6 +24,8 @@ import uvicorn
 from typer.testing import CliRunner, Result
 
 from fogmesh.cli import app, main
+from fogmesh.cli.fogdemo import free_port
+from fogmesh.cli.fogdemo import poll_until as poll
 from fogmesh.client import FogClient, WaitTimeout, error_from_response, find_coordinator
 from fogmesh.devices.emulated import preset
 from fogmesh.errors import (
@@ -45,24 +47,6 @@ from fogmesh.server import CoordinatorService, ServerConfig, create_app
 T = TypeVar("T")
 runner = CliRunner()
 DEVICES = ("desktop", "phone-critical-battery")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def poll(check: Callable[[], T | None], within: float, what: str) -> T:
-    deadline = time.monotonic() + within
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within:g} s waiting for {what}")
-        time.sleep(0.05)
 
 
 class LiveFog:

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
-T = TypeVar("T")
+from fogmesh.cli.fogdemo import free_port
+from fogmesh.cli.fogdemo import poll_until as wait_until
+
 # The command module is loaded by path and run with typer: importing the fogmesh.cli package would
 # also import every other command group's dependencies (seconds per process on a busy machine).
 _CLI_DIR = Path(__file__).resolve().parents[2] / "src" / "fogmesh" / "cli"
@@ -24,25 +23,6 @@ _RUN = (
     "s = u.spec_from_file_location('_fogmesh_cmd', sys.argv[1]); m = u.module_from_spec(s); "
     "s.loader.exec_module(m); f = getattr(m, sys.argv[2]); sys.argv[1:3] = []; typer.run(f)"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_until(check: Callable[[], T | None], within: float, what: str) -> T:
-    """Poll ``check`` until it returns something truthy, or fail naming ``what``."""
-    deadline = time.monotonic() + within
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within:g} s waiting for {what}")
-        time.sleep(0.05)
 
 
 @dataclass

@@ -154,19 +154,7 @@ def start_fog(fog: LocalFog) -> tuple[FogClient, str, dict[str, float]]:
             "--log-level", "warning",
         ],
     )  # fmt: skip
-    ticket_file = fog.root / "coordinator" / "admin.ticket"
-
-    def up() -> bool:
-        fog.check_alive()
-        if not ticket_file.exists():
-            return False
-        try:
-            return httpx.get(f"{fog.url}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    poll_until(up, 40, "the coordinator to answer /healthz")
-    ticket = ticket_file.read_text().strip()
+    ticket = fog.wait_for_coordinator(fog.root / "coordinator")
     spawned: dict[str, float] = {}
     for i in range(AGENTS):
         reply = httpx.post(

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import Backend
 
 from fogmesh.devices.model import DeviceProfile
 from fogmesh.errors import DeviceNotFound, IllegalTransition, StaleAttempt, TaskNotFound
@@ -82,7 +81,7 @@ async def test_bad_reports_in_a_batch_fail_alone(store: Store, make_task: MakeTa
 
 
 async def test_concurrent_heartbeats_share_a_commit_and_unknown_devices_fail_alone(
-    backend: Backend, make_profile: Callable[..., DeviceProfile]
+    backend: Any, make_profile: Callable[..., DeviceProfile]
 ) -> None:
     store = await backend.open()
     for i in range(20):

@@ -254,6 +254,23 @@ class LocalFog:
             if proc.poll() is not None:
                 raise DemoError(f"{name} exited ({proc.returncode}):\n{self.log_tail(name)}")
 
+    def wait_for_coordinator(self, data_dir: Path, within: float = 40) -> str:
+        """Wait until the coordinator started with ``data_dir`` answers ``/healthz``; returns
+        the admin ticket it wrote there."""
+        ticket_file = data_dir / "admin.ticket"
+
+        def up() -> bool:
+            self.check_alive()
+            if not ticket_file.exists():
+                return False
+            try:
+                return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        poll_until(up, within, "the coordinator to answer /healthz")
+        return ticket_file.read_text().strip()
+
     def note_children(self) -> None:
         """Remember worker processes too, so the caller can check they are all gone."""
         try:
@@ -346,19 +363,7 @@ def run_fog_demo(
                 "--log-level", "warning",
             ],
         )  # fmt: skip
-        ticket_file = root / "coordinator" / "admin.ticket"
-
-        def coordinator_up() -> bool:
-            fog.check_alive()
-            if not ticket_file.exists():
-                return False
-            try:
-                return httpx.get(f"{fog.url}/healthz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        poll_until(coordinator_up, 40, "the coordinator to answer /healthz")
-        ticket = ticket_file.read_text().strip()
+        ticket = fog.wait_for_coordinator(root / "coordinator")
         client = FogClient(fog.url, ticket, timeout=10)
         try:
             for agent in fleet:

@@ -19,12 +19,37 @@ from typing import Generic, TypeVar
 
 from fogmesh.errors import FogmeshError, StoreError
 
-__all__ = ["Batcher"]
+__all__ = ["Batcher", "next_batch"]
 
 ItemT = TypeVar("ItemT")
 OutT = TypeVar("OutT")
 
 Flush = Callable[[Sequence[ItemT]], Awaitable[Sequence["OutT | FogmeshError"]]]
+
+
+QueuedT = TypeVar("QueuedT")
+
+
+async def next_batch(
+    queue: asyncio.Queue[QueuedT | None], limit: int, weight: Callable[[QueuedT], int]
+) -> tuple[list[QueuedT], bool]:
+    """Wait for one entry, then take whatever else is queued until the batch weighs ``limit``.
+    Returns the batch and whether the stop marker (``None``) was reached."""
+    first = await queue.get()
+    if first is None:
+        return [], True
+    batch = [first]
+    size = weight(first)
+    while size < limit:
+        try:
+            entry = queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return batch, False
+        if entry is None:
+            return batch, True
+        batch.append(entry)
+        size += weight(entry)
+    return batch, False
 
 
 class Batcher(Generic[ItemT, OutT]):
@@ -60,22 +85,12 @@ class Batcher(Generic[ItemT, OutT]):
             self._writer = None
 
     async def _run(self) -> None:
-        stop = False
-        while not stop:
-            first = await self._queue.get()
-            if first is None:
+        while True:
+            batch, stop = await next_batch(self._queue, self._max_batch, lambda _: 1)
+            if batch:
+                await self._commit(batch)
+            if stop:
                 return
-            batch = [first]
-            while len(batch) < self._max_batch:
-                try:
-                    entry = self._queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    break
-                if entry is None:
-                    stop = True
-                    break
-                batch.append(entry)
-            await self._commit(batch)
 
     async def _commit(self, batch: list[tuple[ItemT, asyncio.Future[OutT]]]) -> None:
         # Unlike a submit, a report is worth writing even if its caller stopped waiting: the

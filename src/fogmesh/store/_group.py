@@ -18,6 +18,8 @@ from typing import TypeAlias
 from fogmesh.errors import StoreError
 from fogmesh.fog.tasks import Task
 
+from ._batch import next_batch
+
 __all__ = ["GroupCommitter"]
 
 _Item: TypeAlias = "tuple[Sequence[Task], asyncio.Future[None]] | None"
@@ -55,24 +57,12 @@ class GroupCommitter:
             self._writer = None
 
     async def _run(self) -> None:
-        stop = False
-        while not stop:
-            first = await self._queue.get()
-            if first is None:
+        while True:
+            batch, stop = await next_batch(self._queue, self._max_batch, lambda e: len(e[0]))
+            if batch:
+                await self._commit(batch)
+            if stop:
                 return
-            batch = [first]
-            size = len(first[0])
-            while size < self._max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
-                size += len(item[0])
-            await self._commit(batch)
 
     async def _commit(self, batch: list[tuple[Sequence[Task], asyncio.Future[None]]]) -> None:
         # A caller that gave up (cancelled) before its batch started gets nothing written:

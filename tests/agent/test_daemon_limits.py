@@ -39,6 +39,8 @@ def test_limits_are_the_task_capped_by_policy(
         _task(cores, mb, 10.0), optimization, profile.capabilities.cpu_cores_logical, 3.0
     )
     assert limits.cpu_cores == pytest.approx(want_cores)
+    budget = profile.capabilities.cpu_cores_logical * optimization.cpu_limit_percent / 100
+    assert limits.device_cpu_cores == pytest.approx(budget)  # shared by all running tasks
     want_mb = mb if optimization.memory_limit_mb is None else min(mb, optimization.memory_limit_mb)
     assert limits.memory_mb == want_mb
     assert limits.timeout_s == 30.0  # 10 s estimate × 3

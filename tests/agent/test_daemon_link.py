@@ -124,3 +124,20 @@ async def test_agent_ticket_past_half_life_is_renewed(tmp_path: Path) -> None:
         welcome = await link.channel.recv()
         assert isinstance(welcome, Welcome) and welcome.ticket is None
         await link.close()
+
+
+@pytest.mark.parametrize("reads_bundles", [True, False])
+async def test_bundles_are_sent_only_to_agents_that_read_them(
+    tmp_path: Path, reads_bundles: bool
+) -> None:
+    async with running_coordinator(tmp_path / "coord") as service:
+        creds = _creds(service, tmp_path / "agent", "")
+        creds.ticket = _agent_ticket(service, creds.device_id)
+        link = await open_link(creds)
+        await link.channel.send(
+            Register(profile=preset("desktop").to_dict(), bundles=reads_bundles)
+        )
+        welcome = await link.channel.recv()
+        assert isinstance(welcome, Welcome) and welcome.bundles  # the coordinator reads them
+        assert service.hub.sessions[creds.device_id].channel.bundling is reads_bundles
+        await link.close()

@@ -192,3 +192,39 @@ def test_real_cgroup_is_removed_on_close() -> None:
     finally:
         group.remove()
     assert not group.group.exists()
+
+
+SHARE = 0.2  # each task's own cap, and (below) the device's budget for both together
+
+
+async def measure_shared_budget(r: TaskRunner, limiter: str) -> None:
+    # Two tasks each allowed SHARE cores, first without a device budget (they use up to
+    # 2 × SHARE: the control), then sharing a budget of SHARE: together they must stay within it.
+    def both(budget: float | None) -> list[RunLimits]:
+        return [RunLimits(cpu_cores=SHARE, device_cpu_cores=budget, timeout_s=30)] * 2
+
+    async def used(budget: float | None) -> float:
+        outcomes = await asyncio.gather(
+            *(
+                r.run(burn_task(f"{i}-{budget}", WINDOW_S), lim)
+                for i, lim in enumerate(both(budget))
+            )
+        )
+        assert all(o.status == "completed" for o in outcomes), [o.error for o in outcomes]
+        assert all(o.limiter == limiter for o in outcomes)
+        return sum(o.cpu_s / o.wall_s for o in outcomes)
+
+    free = await used(None)
+    if free < SHARE * 1.6:
+        pytest.skip(f"machine too busy to measure a shared budget (two tasks got {free:.2f})")
+    shared = await used(SHARE)
+    assert shared <= SHARE * 1.15 + 0.03, f"{limiter}: {shared:.3f} cores under a {SHARE} budget"
+    assert shared >= SHARE * 0.5, f"{limiter}: only {shared:.3f} cores"
+
+
+async def test_cgroup_tasks_share_the_device_budget(cgroup_runner: TaskRunner) -> None:
+    await measure_shared_budget(cgroup_runner, cgroup_runner.limiter)
+
+
+async def test_duty_cycle_tasks_share_the_device_budget(duty_runner: TaskRunner) -> None:
+    await measure_shared_budget(duty_runner, "duty-cycle")

@@ -401,6 +401,26 @@ async def test_the_loop_schedules_right_after_a_submit() -> None:
             await asyncio.sleep(0.005)
 
 
+async def _scheduled_within(fog: FogCoordinator, task_id: str, limit: float) -> float:
+    start = time.monotonic()
+    while fog.get_task_status(task_id)["state"] != "scheduled":
+        assert time.monotonic() - start < limit, f"not scheduled within {limit} s"
+        await asyncio.sleep(0.005)
+    return time.monotonic() - start
+
+
+async def test_rounds_right_after_a_placing_round_wait_out_the_gap() -> None:
+    config = CoordinatorConfig(round_gap=0.4)
+    async with FogCoordinator(store_url="memory", config=config) as fog:
+        await fog.register_node(desktop("a"))
+        await asyncio.sleep(0.5)  # registration's round is long past
+        assert await _scheduled_within(fog, await submit(fog), 0.3) < 0.3  # idle: at once
+        paced = await _scheduled_within(fog, await submit(fog), 2.0)
+        assert paced > 0.25  # right after a placing round: waits for the gap
+        await asyncio.sleep(0.5)
+        assert await _scheduled_within(fog, await submit(fog), 0.3) < 0.3
+
+
 async def test_a_device_holding_the_model_is_preferred(fog: FogCoordinator) -> None:
     await fog.register_node(desktop("plain"))
     await fog.register_node(desktop("holder"))

@@ -152,14 +152,25 @@ CASES: list[tuple[str, Any, NodeView, TaskNeed, tuple[VerdictKind, str]]] = [
      (VerdictKind.NOT_NOW, "slots_busy")),
     # 4 cores × 30 % = 1.2 cores allowed ≥ 1.0 needed
     ("policy share fits", CpuFilter(), node(optimization=opt(cpu=30)), need(cpu=1.0), PASSES),
-    # 4 cores × 20 % = 0.8 cores allowed < 1.0 needed (would fit the idle hardware)
-    ("policy share too small", CpuFilter(), node(optimization=opt(cpu=20)), need(cpu=1.0),
+    # 4 cores × 10 % = 0.4 cores allowed + 0.5 overcommit = 0.9 < 1.0 needed
+    ("policy share too small", CpuFilter(), node(optimization=opt(cpu=10)), need(cpu=1.0),
      (VerdictKind.NOT_NOW, "cpu_policy")),
-    # 4 cores − 3.5 reserved = 0.5 free < 1.0 needed
-    ("cpu reserved", CpuFilter(), node(running=[run("a", 3.5, 100)]), need(cpu=1.0),
+    # 4 cores × 20 % = 0.8 allowed + 0.5 = 1.3 ≥ 1.0: the runner holds the task to 0.8 cores
+    ("fractional share rounds up", CpuFilter(), node(optimization=opt(cpu=20)), need(cpu=1.0),
+     PASSES),
+    # 8 cores × 60 % = 4.8 + 0.5 = 5.3; 4 reserved + 1 = 5 ≤ 5.3: five tasks share 4.8 cores
+    ("fifth core of a 4.8 cap", CpuFilter(),
+     node(cpu_cores=8, optimization=opt(cpu=60), running=[run("a", 4.0, 100)]), need(cpu=1.0),
+     PASSES),
+    # 4 cores × 60 % = 2.4 + 0.5 = 2.9; 2 reserved + 1 = 3 > 2.9: 2.4 rounds down to 2
+    ("third core of a 2.4 cap", CpuFilter(),
+     node(optimization=opt(cpu=60), running=[run("a", 2.0, 100)]), need(cpu=1.0),
      (VerdictKind.NOT_NOW, "cpu_busy")),
-    # 4 − 3 = 1.0 free = 1.0 needed: an exact fit passes
-    ("cpu exact fit", CpuFilter(), node(running=[run("a", 3.0, 100)]), need(cpu=1.0), PASSES),
+    # 4 cores + 0.5 − 3.6 reserved = 0.9 free < 1.0 needed
+    ("cpu reserved", CpuFilter(), node(running=[run("a", 3.6, 100)]), need(cpu=1.0),
+     (VerdictKind.NOT_NOW, "cpu_busy")),
+    # 4 + 0.5 − 3.5 = 1.0 free = 1.0 needed: an exact fit passes
+    ("cpu exact fit", CpuFilter(), node(running=[run("a", 3.5, 100)]), need(cpu=1.0), PASSES),
     # 0.1 × 3 reserved: float sum 0.30000000000000004, 0.7 more still fits 1 core
     ("fractional cores", CpuFilter(),
      node(cpu_cores=1, running=[run("a", 0.1, 1), run("b", 0.1, 1), run("c", 0.1, 1)]),
@@ -245,16 +256,17 @@ def test_filter_table(
 def test_reasons_carry_the_numbers() -> None:
     v = BatteryFloorFilter(CFG).check(node(power=B, battery_percent=8), need(), Reservations())
     assert v.text == "battery 8% < floor 20%, not charging"
-    v = CpuFilter().check(node(optimization=opt(cpu=20)), need(cpu=1.0), Reservations())
-    assert v.text == "task needs 1 cores; device policy allows 0.8 of 4"
+    v = CpuFilter().check(node(optimization=opt(cpu=10)), need(cpu=1.0), Reservations())
+    assert v.text == "task needs 1 cores; device policy allows 0.4 of 4"
 
 
 def test_reservations_of_the_same_plan_count() -> None:
-    # 4 cores: 2 already running + 1.5 reserved earlier in this plan = 3.5; 1 more does not fit
+    # 4 cores (+ 0.5 overcommit): 2 running + 1.6 reserved earlier in this plan = 3.6; 1 more
+    # would make 4.6 > 4.5
     dev = node(running=[run("a", 2.0, 1024)], optimization=opt(tasks=3))
     res = Reservations()
     assert CpuFilter().check(dev, need(cpu=1.0), res) is PASS
-    res.add(dev.device_id, 1.5, 2048, 1)
+    res.add(dev.device_id, 1.6, 2048, 1)
     assert CpuFilter().check(dev, need(cpu=1.0), res).code == "cpu_busy"
     # 4096 − 1024 − 2048 = 1024 free: exactly 1024 fits, 1025 does not
     assert MemoryFilter().check(dev, need(mem=1024), res) is PASS

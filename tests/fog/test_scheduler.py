@@ -327,7 +327,8 @@ def test_critical_task_preempts_the_least_work() -> None:
 
 
 def test_preemption_evicts_only_what_is_needed() -> None:
-    # 2 cores: LOW 0.5 (young), LOW 0.5 (old), NORMAL 1.0; a 1-core CRITICAL task needs 1 core
+    # 2 cores (+ 0.5 overcommit): LOW 0.5 (young), LOW 0.5 (old), NORMAL 1.0 reserved; a
+    # 1.5-core CRITICAL task needs 2.5 − 1.5 = 1 core freed
     snap = ClusterSnapshot(
         [
             _busy(
@@ -338,7 +339,7 @@ def test_preemption_evicts_only_what_is_needed() -> None:
             )
         ]
     )
-    plan = place(snap, [task("crit", CRITICAL, cpu=1.0)], 100.0)
+    plan = place(snap, [task("crit", CRITICAL, cpu=1.5)], 100.0)
     # lowest priority first: both LOWs (1 core) suffice; the NORMAL one keeps running
     assert sorted(v.task_id for v in plan.preempted) == ["old", "young"]
 

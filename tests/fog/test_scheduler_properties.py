@@ -213,7 +213,9 @@ def check_no_over_commit(
         cap = n.slot_cap
         if cfg.max_tasks_per_node is not None:
             cap = min(cap, cfg.max_tasks_per_node)
-        assert cpu <= n.cpu_cap + 1e-6, (device_id, cpu, n.cpu_cap)
+        # The runner holds the work to cpu_cap; reservations may round it to a whole core.
+        assert cpu <= n.cpu_fit + 1e-6, (device_id, cpu, n.cpu_fit)
+        assert n.cpu_fit <= n.cpu_cap + 0.5
         assert mem <= n.mem_cap, (device_id, mem, n.mem_cap)
         assert count <= cap, (device_id, count, cap)
 

@@ -121,3 +121,26 @@ async def test_a_failed_flush_fails_every_caller_and_writes_nothing(
         assert (await store.get_task(task.id)).state is TaskState.SCHEDULED
     finally:
         await store.close()
+
+
+async def test_a_lingering_batcher_writes_a_lone_call_at_once_and_gathers_a_stream() -> None:
+    from fogmesh.store._batch import Batcher
+
+    batches: list[list[int]] = []
+
+    async def flush(items: Any) -> list[int]:
+        batches.append(list(items))
+        return list(items)
+
+    loop = asyncio.get_running_loop()
+    batcher: Batcher[int, int] = Batcher(flush, linger=0.2)
+    t0 = loop.time()
+    assert await batcher.submit(0) == 0
+    assert loop.time() - t0 < 0.1  # idle: no lingering for a lone call
+    # Right after that commit the stream is busy: calls in the next 0.2 s share one batch.
+    calls = [asyncio.create_task(batcher.submit(i)) for i in (1, 2)]
+    await asyncio.sleep(0.05)
+    calls.append(asyncio.create_task(batcher.submit(3)))
+    assert await asyncio.gather(*calls) == [1, 2, 3]
+    assert batches == [[0], [1, 2, 3]]
+    await batcher.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import pytest
@@ -88,6 +89,26 @@ async def test_heartbeat_updates_time_and_profile(store: Store, make_profile: Ma
     with pytest.raises(InvalidRequest):
         await store.heartbeat("d", T0 + 11, make_profile("other"))
     assert (await store.get_device("d")).last_heartbeat == T0 + 10
+
+
+async def test_note_heartbeat_writes_like_heartbeat_without_a_record(
+    store: Store, make_profile: MakeProfile
+) -> None:
+    await store.upsert_device(make_profile("d"), T0)
+    await store.set_device_status("d", DeviceStatus.LOST)
+    hot = make_profile("d", cpu_temp_c=81.0, battery_percent=12.0)
+    beats = [store.note_heartbeat("d", T0 + 10, hot), store.heartbeat("d", T0 + 9)]
+    answers = await asyncio.gather(*beats)  # one batch on SQL: one wants its record, one not
+    assert answers[0] is None and answers[1].last_heartbeat == T0 + 9
+    await store.note_heartbeat("d", T0 + 12)
+    rec = await store.get_device("d")
+    assert rec.last_heartbeat == T0 + 12 and rec.status is DeviceStatus.READY
+    assert rec.device_profile() == hot
+    with pytest.raises(DeviceNotFound):
+        await store.note_heartbeat("nobody", T0 + 13)
+    with pytest.raises(InvalidRequest):
+        await store.note_heartbeat("d", T0 + 14, make_profile("other"))
+    assert (await store.get_device("d")).last_heartbeat == T0 + 12
 
 
 async def test_lost_devices_come_back_when_they_speak_but_draining_stays(

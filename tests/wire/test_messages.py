@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
 import pytest
 
 from fogmesh.fog.tasks import PythonPayload, Task, TaskType
@@ -11,12 +12,14 @@ from fogmesh.security.noise import MAX_PLAINTEXT, NoiseInitiator, NoiseKeypair, 
 from fogmesh.wire import (
     PROTOCOL_VERSION,
     Assign,
+    Bundle,
     FrameAssembler,
     Goodbye,
     Heartbeat,
     Register,
     ResultMsg,
     RunningRef,
+    Started,
     decode,
     encode,
     split_frames,
@@ -76,6 +79,69 @@ def test_framing_splits_and_joins() -> None:
         split_frames(b"x" * (MAX_MESSAGE + 1))
     with pytest.raises(ProtocolError, match="flag"):
         FrameAssembler().feed(b"\x07abc")
+
+
+def _channels() -> tuple[SecureChannel, SecureChannel, asyncio.Queue[bytes]]:
+    """An agent and a coordinator channel over queues; also the agent → coordinator queue."""
+    device, coordinator = NoiseKeypair.generate(), NoiseKeypair.generate()
+    initiator = NoiseInitiator(device, coordinator.public, b"t")
+    responder = NoiseResponder(coordinator, b"t")
+    responder.read_message(initiator.write_message())
+    initiator.read_message(responder.write_message())
+    responder.read_message(initiator.write_message(b""))
+    a_to_b: asyncio.Queue[bytes] = asyncio.Queue()
+    b_to_a: asyncio.Queue[bytes] = asyncio.Queue()
+    agent = SecureChannel(initiator.transport(), a_to_b.put, b_to_a.get)
+    server = SecureChannel(responder.transport(), b_to_a.put, a_to_b.get)
+    return agent, server, a_to_b
+
+
+async def test_send_many_bundles_small_messages_into_one_frame_in_order() -> None:
+    agent, server, wire = _channels()
+    agent.bundling = True
+    sent = [Started(task_id=f"t{i}", attempt=1) for i in range(50)]
+    sent.append(ResultMsg(task_id="t0", attempt=1, status="completed", result={"x": 1}))
+    await agent.send_many(sent)
+    assert wire.qsize() == 1
+    assert [await server.recv() for _ in sent] == sent
+    assert wire.empty()
+
+
+async def test_send_many_without_bundling_sends_one_frame_per_message() -> None:
+    agent, server, wire = _channels()  # the peer never said it reads bundles
+    sent = [Started(task_id=f"t{i}", attempt=1) for i in range(3)]
+    await agent.send_many(sent)
+    assert wire.qsize() == 3
+    assert [await server.recv() for _ in sent] == sent
+
+
+async def test_a_big_message_travels_alone_between_bundles() -> None:
+    agent, server, wire = _channels()
+    agent.bundling = True
+    big = ResultMsg(task_id="b", attempt=1, status="completed", result="y" * 200_000)
+    sent = [Started(task_id="a", attempt=1), Started(task_id="c", attempt=1), big]
+    sent += [Started(task_id="d", attempt=1), Started(task_id="e", attempt=1)]
+    await agent.send_many(sent)
+    assert 1 + 4 + 1 <= wire.qsize() <= 1 + 5 + 1  # a bundle, the big one's frames, a bundle
+    assert [await server.recv() for _ in sent] == sent
+
+
+@pytest.mark.parametrize(
+    ("items", "fragment"),
+    [
+        ([], "empty bundle"),
+        (
+            [msgspec.Raw(encode(Goodbye(reason="x"))[1:]), msgspec.Raw(b"\x81\xa1t\xa4nope")],
+            "in a bundle",
+        ),
+        ([msgspec.Raw(encode(Bundle(items=[]))[1:])], "in a bundle"),  # no nesting
+    ],
+)
+async def test_bad_bundles_are_protocol_errors(items: list[msgspec.Raw], fragment: str) -> None:
+    agent, server, _ = _channels()
+    await agent._send(agent.transport.encrypt(b"\x00" + encode(Bundle(items=items))))
+    with pytest.raises(ProtocolError, match=fragment):
+        await server.recv()
 
 
 async def test_channel_carries_a_large_result_over_noise() -> None:

@@ -23,6 +23,7 @@ __all__ = ["PERIOD_US", "CpuCgroup", "find_cpu_base"]
 
 PERIOD_US: Final = 100_000
 _MIN_QUOTA_US: Final = 1_000  # the kernel refuses smaller CFS quotas
+_GROUP: Final = -1  # the quota cache's key for the parent group itself
 
 
 def _own_paths(proc_self: Path) -> tuple[str | None, str | None]:
@@ -81,6 +82,9 @@ class CpuCgroup:
         self.version = version
         self.group = group
         self._slots: dict[int, Path] = {}
+        # What each slot's cap was last set to: a worker runs task after task at the same limit,
+        # and a write to a cgroup file is a syscall and a kernel reconfiguration each time.
+        self._quota: dict[int, int | None] = {}
 
     @classmethod
     def create(
@@ -109,8 +113,9 @@ class CpuCgroup:
             try:
                 if version == "cgroup-v2":
                     _enable_v2_cpu(base, group)
-                made.set_cores(0, 1.0)  # proves the quota file is writable
+                made.set_cores(0, 1.0)  # proves the quota files are writable
                 made.set_cores(0, None)
+                made.set_total(None)
                 made.set_weight(slots)
             except OSError:
                 made.remove()
@@ -134,12 +139,24 @@ class CpuCgroup:
 
     def set_cores(self, index: int, cores: float | None) -> None:
         """Cap slot ``index`` at ``cores`` CPUs (None = uncapped)."""
-        path = self.slot(index)
+        self._set_quota(index, cores)
+
+    def set_total(self, cores: float | None) -> None:
+        """Cap all slots together at ``cores`` CPUs (None = uncapped): the device's budget for
+        fog work, which the tasks running at once share whatever each one's own cap."""
+        self._set_quota(_GROUP, cores)
+
+    def _set_quota(self, index: int, cores: float | None) -> None:
         quota = None if cores is None else max(_MIN_QUOTA_US, round(cores * PERIOD_US))
+        if index in self._quota and self._quota[index] == quota:
+            return
+        path = self.group if index == _GROUP else self.slot(index)
+        self._quota.pop(index, None)  # unknown until the write below succeeds
         if self.version == "cgroup-v2":
             (path / "cpu.max").write_text(f"{'max' if quota is None else quota} {PERIOD_US}")
         else:
             (path / "cpu.cfs_quota_us").write_text(str(-1 if quota is None else quota))
+        self._quota[index] = quota
 
     def set_weight(self, processes: int) -> None:
         """Give the whole group the CPU weight of ``processes`` default-weight processes."""
@@ -155,6 +172,7 @@ class CpuCgroup:
             with contextlib.suppress(OSError):
                 path.rmdir()
         self._slots.clear()
+        self._quota.clear()
         _rmtree_groups(self.group)
 
 

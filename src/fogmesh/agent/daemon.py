@@ -65,6 +65,7 @@ __all__ = ["AgentConfig", "AgentDaemon", "Runner", "compute_limits"]
 log = logging.getLogger(__name__)
 
 ARTEFACT_CHUNK = 256 << 10  # bytes of a big result per message (a few Noise frames each)
+_SEND_BATCH = 256  # messages the sender takes from its queue at once
 
 Key = tuple[str, int]  # (task id, attempt): one lease
 
@@ -98,7 +99,7 @@ class AgentConfig:
     reading_max_age: float = 0.25
     # Short tasks the coordinator may lease beyond the policy's concurrent-task limit, per slot;
     # they wait here and start as slots free up (the scheduler's NodeView.queue_cap).
-    queued_per_slot: int = 4
+    queued_per_slot: int = 8
     model_fetch_timeout: float = 300.0  # a model the agent lacks must arrive within this
 
 
@@ -126,15 +127,19 @@ def model_resolver(data_dir: Path) -> Callable[[str], Path | None]:
 def compute_limits(
     task: Task, optimization: ResourceOptimization, device_cores: int | None, multiplier: float
 ) -> RunLimits:
-    """Task's request capped by the policy: cores × CPU %, the policy's memory cap, a wall limit."""
+    """Task's request capped by the policy: cores × CPU %, the policy's memory cap, a wall limit;
+    the same cores × CPU % as the budget all running tasks share."""
     cores = task.resources.cpu_cores
+    budget: float | None = None
     if device_cores:
-        cores = min(cores, device_cores * optimization.cpu_limit_percent / 100.0)
+        budget = max(device_cores * optimization.cpu_limit_percent / 100.0, 0.01)
+        cores = min(cores, budget)
     memory: int | None = task.resources.memory_mb
     if optimization.memory_limit_mb is not None:
         memory = min(task.resources.memory_mb, optimization.memory_limit_mb)
     return RunLimits(
         cpu_cores=max(cores, 0.01),
+        device_cpu_cores=budget,
         memory_mb=memory,
         timeout_s=task.resources.estimated_duration * multiplier,
     )
@@ -159,6 +164,7 @@ class AgentDaemon:
         self._running: dict[Key, asyncio.Task[None]] = {}
         self._outbox: dict[Key, ResultMsg | Refused] = {}
         self._link: Link | None = None
+        self._outgoing: asyncio.Queue[Message] | None = None  # the session's sender's queue
         self._optimization: ResourceOptimization | None = None
         self._reading: tuple[float, DeviceProfile, ResourceOptimization] | None = None
         self._artefacts: dict[tuple[str, int], bytes] = {}  # big results until acknowledged
@@ -250,6 +256,7 @@ class AgentDaemon:
         creds = self.creds
         link = await open_link(creds)
         heart: asyncio.Task[None] | None = None
+        sender: asyncio.Task[None] | None = None
         try:
             if not creds.enrolled:
                 first = await link.channel.recv()
@@ -266,6 +273,7 @@ class AgentDaemon:
                     capabilities=self.runner.capabilities(),
                     holding=holding,
                     agent_version=self.config.agent_version,
+                    bundles=True,
                 )
             )
             welcome = await link.channel.recv()
@@ -274,6 +282,10 @@ class AgentDaemon:
             if welcome.ticket:
                 await asyncio.to_thread(creds.save_enrolment, welcome.ticket)
             self._server_interval = welcome.heartbeat_interval
+            link.channel.bundling = welcome.bundles
+            outgoing: asyncio.Queue[Message] = asyncio.Queue()
+            sender = asyncio.create_task(self._sender(link, outgoing))
+            self._outgoing = outgoing
             self._link = link
             self.sessions += 1
             self.connected.set()
@@ -289,6 +301,11 @@ class AgentDaemon:
             if self._link is link:
                 self.disconnects += 1
             self._link = None
+            self._outgoing = None
+            if sender is not None:
+                sender.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sender
             self.connected.clear()
             for receiver in self._receivers.values():
                 receiver.abort()
@@ -338,13 +355,23 @@ class AgentDaemon:
             )
 
     async def _send(self, message: Message) -> None:
-        link = self._link
-        if link is None:
+        outgoing = self._outgoing
+        if self._link is None or outgoing is None:
             return  # kept in the outbox (results) or dropped (a started notice is only a hint)
-        try:
-            await link.channel.send(message)
-        except (FogmeshError, OSError) as exc:
-            log.info("send failed, will retry after reconnecting: %s", exc)
+        outgoing.put_nowait(message)
+
+    async def _sender(self, link: Link, outgoing: asyncio.Queue[Message]) -> None:
+        """Sends the session's notices and results in order; what queued up meanwhile goes in
+        one frame (a burst of tiny tasks' "started"s and results)."""
+        while True:
+            batch = [await outgoing.get()]
+            while not outgoing.empty() and len(batch) < _SEND_BATCH:
+                batch.append(outgoing.get_nowait())
+            try:
+                await link.channel.send_many(batch)
+            except (FogmeshError, OSError) as exc:
+                # Results stay in the outbox and are sent again on the next session.
+                log.info("send failed, will retry after reconnecting: %s", exc)
 
     # -- messages ----------------------------------------------------------------------------
     async def _on_message(self, message: Message) -> None:

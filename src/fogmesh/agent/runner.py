@@ -51,6 +51,11 @@ _MAX_TIMEOUT_S: Final = 7 * 24 * 3600.0
 
 class RunLimits(msgspec.Struct, frozen=True, kw_only=True):
     cpu_cores: float  # CPU the task may use, in cores (0.7 = 70 % of one core)
+    # The device's CPU budget for all fog work together (the policy's cores × CPU %): the tasks
+    # running at once share it, whatever each one's own cap. None = no shared cap. The scheduler
+    # may reserve up to half a core past it (NodeView.cpu_fit); this is what keeps the device
+    # itself within it.
+    device_cpu_cores: float | None = None
     memory_mb: int | None = None  # address space the task may add; None = no cap
     timeout_s: float = 60.0  # wall-clock limit, from the moment a worker takes the task
 
@@ -89,11 +94,15 @@ def _failed(code: str, reason: str) -> RunOutcome:
     return RunOutcome(status="failed", error={"code": code, "reason": reason})
 
 
-class _Active:
-    __slots__ = ("cancelled", "wakeup", "worker")
+_DUTY_FLOOR_CORES = 0.05
 
-    def __init__(self) -> None:
+
+class _Active:
+    __slots__ = ("cancelled", "cores", "wakeup", "worker")
+
+    def __init__(self, cores: float = 0.0) -> None:
         self.cancelled = False
+        self.cores = cores  # the CPU it may use (its cap once running)
         self.wakeup = asyncio.Event()
         self.worker: Worker | None = None
 
@@ -266,9 +275,11 @@ class TaskRunner:
             0 < limits.cpu_cores < _MAX_CORES
             and 0 < limits.timeout_s < _MAX_TIMEOUT_S
             and (limits.memory_mb is None or 0 < limits.memory_mb < 1 << 30)
+            and (limits.device_cpu_cores is None or 0 < limits.device_cpu_cores < _MAX_CORES)
         ):
             return _refused(
-                "bad_limits", "cpu_cores and timeout_s must be finite and > 0, memory_mb ≥ 1"
+                "bad_limits",
+                "cpu_cores, device_cpu_cores and timeout_s must be finite and > 0, memory_mb ≥ 1",
             )
         prepared = await self._prepare(task)
         if isinstance(prepared, RunOutcome):
@@ -279,7 +290,7 @@ class TaskRunner:
             await self.start()
         except DeviceError as exc:
             return _refused("runner_unavailable", exc.reason)
-        entry = self._active[task.id] = _Active()
+        entry = self._active[task.id] = _Active(limits.cpu_cores)
         try:
             return await self._dispatch(prepared, limits, entry, called, on_start)
         finally:
@@ -313,7 +324,7 @@ class TaskRunner:
         if worker is None:
             reason = "runner closed" if self._closed else "cancelled before it started"
             return RunOutcome(status="cancelled", error={"code": "cancelled", "reason": reason})
-        limiter = self._apply_cpu(worker, msg, limits.cpu_cores)
+        limiter = self._apply_cpu(worker, msg, limits, entry)
         msg.timeout_s = limits.timeout_s
         msg.mem_bytes = None if limits.memory_mb is None else limits.memory_mb << 20
         msg.max_capture = self.config.max_artefact_bytes
@@ -361,14 +372,26 @@ class TaskRunner:
             self._release(worker)
         return self._outcome(done, limiter, called, started)
 
-    def _apply_cpu(self, worker: Worker, msg: Run, cores: float) -> str:
+    def _apply_cpu(self, worker: Worker, msg: Run, limits: RunLimits, entry: _Active) -> str:
         ncpu = os.cpu_count() or 1
+        cores, budget = limits.cpu_cores, limits.device_cpu_cores
         if self._cgroup is not None:
+            # The parent group holds the running tasks together to the budget; each slot holds
+            # its task to its own cap.
+            self._cgroup.set_total(budget)
             self._cgroup.set_cores(worker.index, cores)
             return self._cgroup.version
-        if self.limiter == "duty-cycle" and cores < ncpu:
-            msg.duty_cores = cores
-            return "duty-cycle"
+        if self.limiter == "duty-cycle":
+            if budget is not None:
+                # No parent group to hold the tasks together, and a running task's duty cycle
+                # is fixed: this one gets what the budget has left (a small floor, so that it
+                # cannot be starved by tasks started under an older, larger budget).
+                running = sum(a.cores for a in self._active.values() if a.worker is not None)
+                cores = min(cores, max(budget - running, _DUTY_FLOOR_CORES))
+            entry.cores = cores
+            if cores < ncpu:
+                msg.duty_cores = cores
+                return "duty-cycle"
         return "none"
 
     def _release(self, worker: Worker) -> None:

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from fogmesh._eventloop import run_service
 from fogmesh._version import __version__
 from fogmesh.agent.daemon import AgentConfig, AgentDaemon, Runner
 from fogmesh.config import load_settings
@@ -150,7 +151,7 @@ def agent(
     else:
         sensors = sensor_source_from_env(profile)
     daemon = AgentDaemon(config, task_runner, sensors=sensors)
-    asyncio.run(_serve(daemon))
+    run_service(_serve(daemon))
 
 
 def _emulated(

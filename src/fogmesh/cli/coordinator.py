@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from fogmesh._eventloop import run_service
 from fogmesh.config import load_settings
 
 __all__ = ["coordinator"]
@@ -70,4 +70,4 @@ def coordinator(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    asyncio.run(run_coordinator(config, log_level=log_level.lower()))
+    run_service(run_coordinator(config, log_level=log_level.lower()))

@@ -101,6 +101,11 @@ class CoordinatorConfig:
     # (a constraint) only hold back the ones behind them if more than half this many are ahead
     # of them by both priority and age.
     round_window_min: int = 256
+    # A round that follows another by less than this waits out the rest: under a stream of
+    # completions each batch would otherwise buy a round (and a commit) of its own for a task or
+    # two, while the agents' queues hold enough work to bridge a few milliseconds. An idle fog's
+    # first round, for a lone task, runs at once. 0 turns the pacing off.
+    round_gap: float = 0.01
     decisions_kept: int = 100_000  # explanations kept in memory (newest)
     finished_kept: int = 10_000  # finished tasks kept for get_task_status (newest)
     rng_seed: int = 0
@@ -562,7 +567,7 @@ class FogCoordinator:
         self, store: Store, device_id: str, now: float, profile: DeviceProfile
     ) -> None:
         try:
-            await store.heartbeat(device_id, now, profile)
+            await store.note_heartbeat(device_id, now, profile)
         except DeviceNotFound:
             pass  # removed meanwhile
         except FogmeshError as exc:  # memory stays right; the next beat writes again
@@ -795,15 +800,23 @@ class FogCoordinator:
 
     async def _loop(self) -> None:
         assert self._wake is not None
+        loop = asyncio.get_running_loop()
+        gap = self.config.round_gap
+        last_end = float("-inf")
         while True:
             # asyncio.timeout, not wait_for: 3.11's wait_for runs the wait in an inner task that
             # asyncio.run's shutdown can strand, hanging the program at exit.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.config.scheduling_interval):
                     await self._wake.wait()
+            wait = last_end + gap - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
             self._wake.clear()
             try:
-                await self.schedule_once()
+                plan = await self.schedule_once()
+                if plan.placements:  # only rounds that placed work are worth spacing out
+                    last_end = loop.time()
             except asyncio.CancelledError:
                 raise
             except FogmeshError as exc:

@@ -75,6 +75,7 @@ log = logging.getLogger(__name__)
 HANDSHAKE_TIMEOUT: Final = 10.0
 _OUTBOX: Final = 10_000
 _REPORTS_IN_FLIGHT: Final = 1024  # per session; beyond this the session stops reading
+_SEND_BATCH: Final = 256  # messages taken from the outbox per send
 
 
 class _Closed(Exception):
@@ -227,9 +228,14 @@ class AgentHub:
         return device, channel, None
 
     async def _sender(self, session: _Session) -> None:
+        outbox = session.outbox
         while True:
-            message = await session.outbox.get()
-            await session.channel.send(message)
+            batch = [await outbox.get()]
+            # Whatever else is queued goes with it: a round's assignments to one device, the
+            # acknowledgements of a batch of its reports (one frame, if the agent reads bundles).
+            while not outbox.empty() and len(batch) < _SEND_BATCH:
+                batch.append(outbox.get_nowait())
+            await session.channel.send_many(batch)
 
     async def _serve(
         self, session: _Session, device: AuthenticatedDevice, ticket: Ticket | None
@@ -240,6 +246,7 @@ class AgentHub:
         if not isinstance(first, Register):
             raise ProtocolError("the first message of a session must be 'register'")
         profile = _profile(first.profile, device.device_id)
+        session.channel.bundling = first.bundles
         if coordinator.knows_device(device.device_id):
             await coordinator.update_node_state(device.device_id, profile)
         else:
@@ -316,6 +323,7 @@ class AgentHub:
             heartbeat_interval=svc.config.heartbeat_interval,
             ticket=renewed,
             ticket_expires_at=expires,
+            bundles=True,
         )
 
     async def _resume(self, session: _Session, holding: set[tuple[str, int]]) -> None:

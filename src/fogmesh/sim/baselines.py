@@ -5,7 +5,9 @@ Every policy sees the same fleet and tasks through one small interface (``SimPol
 * ``device_changed(dev, now)`` — the device's view (battery %, °C, plug, reachability) moved;
 * ``task_started`` / ``task_ended`` — reservations;
 * ``decide(pending, now, round_no)`` — which pending task goes where, plus preemptions;
-* ``evictions(dev, now)`` — running work the device can no longer host (node pressure).
+* ``evictions(dev, now)`` — running work the device can no longer host (node pressure);
+* ``backlog_capacity(fleet, waiting)`` — under saturation, the busy cores and the cores the
+  waiting work could legally use (the denominator of the saturated utilisation).
 
 Each policy also sets ``dev.allowed_cores`` on every view change: the cores its own rules let
 fog work use right now, the denominator of "utilisation of eligible capacity".
@@ -29,19 +31,24 @@ devices are reachable and their free cores and memory.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from fogmesh.devices.model import DeviceProfile
 from fogmesh.fog.scheduler import (
     DEFAULT_CONFIG,
+    PASS,
     CapacityMode,
     ClusterSnapshot,
+    Filter,
     NodeView,
+    Pipeline,
     PowerSource,
+    Reservations,
     RunningTask,
     SchedulerConfig,
+    TaskNeed,
     battery_evictions,
     node_from_profile,
     place,
@@ -81,6 +88,44 @@ class SimPolicy(Protocol):
 
     def evictions(self, dev: SimDevice, now: float) -> Sequence[str]: ...
 
+    def backlog_capacity(
+        self, fleet: Sequence[SimDevice], waiting: Iterable[SimTask]
+    ) -> tuple[float, float]: ...
+
+
+# Rejections that only say the device is full right now — of cores, memory or task slots — so
+# its remaining room is capacity the scheduler failed to pack, not capacity the rules withhold.
+_OCCUPANCY_CODES: Final = frozenset({"cpu_busy", "memory_busy", "slots_busy"})
+
+
+def _lenient(waiting: Iterable[SimTask]) -> list[SimTask]:
+    """One task per (cores, MB, critical): the shortest, which every rule treats most leniently
+    (the long-task rule and the battery-drain projection only get stricter with length)."""
+    best: dict[tuple[float, int, bool], SimTask] = {}
+    for t in waiting:
+        s = t.spec
+        key = (s.cores, s.memory_mb, s.priority >= TaskPriority.CRITICAL)
+        cur = best.get(key)
+        if cur is None or s.duration_s < cur.spec.duration_s:
+            best[key] = t
+    return list(best.values())
+
+
+def _backlog_capacity(
+    fleet: Sequence[SimDevice], open_to: Callable[[SimDevice], bool]
+) -> tuple[float, float]:
+    """(busy, eligible) cores: every busy allowed core, plus the idle ones of devices
+    ``open_to`` says some waiting task may legally use."""
+    busy = eligible = 0.0
+    for dev in fleet:
+        allowed = dev.allowed_cores
+        if not dev.available or allowed <= 0:
+            continue
+        used = min(dev.fog_active(), allowed)
+        busy += used
+        eligible += allowed if allowed - used > 1e-9 and open_to(dev) else used
+    return busy, eligible
+
 
 class FogmeshPolicy:
     """``evaluate`` per device view + ``place`` on a snapshot kept current in O(1) per change."""
@@ -97,6 +142,8 @@ class FogmeshPolicy:
         self.snapshot = ClusterSnapshot()
         self._previous: dict[str, ResourceOptimization] = {}
         self._devices: dict[str, SimDevice] = {}
+        # The filters ``place`` runs for this config, to judge a device on all its rules.
+        self._filters: tuple[Filter, ...] = Pipeline(config).filters
 
     def device_changed(self, dev: SimDevice, now: float) -> None:
         self._devices[dev.device_id] = dev
@@ -149,6 +196,38 @@ class FogmeshPolicy:
         if node is None:
             return ()
         return [tid for tid, _ in battery_evictions(node, self.config)]
+
+    def backlog_capacity(
+        self, fleet: Sequence[SimDevice], waiting: Iterable[SimTask]
+    ) -> tuple[float, float]:
+        """Busy cores, and the allowed cores the waiting work could legally use now.
+
+        A device's idle allowed cores count when at least one waiting task passes every
+        placement rule there except "full right now" (``_OCCUPANCY_CODES``): an idle fraction
+        of a core, a full slot table or full memory is packing the scheduler left undone and
+        stays in the denominator; a battery below the long-task charge, a battery that cannot
+        fund the task above floor + reserve, or a CPU or memory cap smaller than any waiting
+        task withholds the device from that work by rule, and its idle cores are not counted.
+        """
+        cfg = self.config
+        needs = [TaskNeed(t.task, cfg) for t in _lenient(waiting)]
+        checks = [tuple(f.check for f in self._filters if f.applies(need)) for need in needs]
+        res = Reservations()
+
+        def open_to(dev: SimDevice) -> bool:
+            node = self.snapshot.get(dev.device_id)
+            if node is None:
+                return False
+            for need, filters in zip(needs, checks, strict=True):
+                for check in filters:
+                    v = check(node, need, res)
+                    if v is not PASS and v.code not in _OCCUPANCY_CODES:
+                        break
+                else:
+                    return True
+            return False
+
+        return _backlog_capacity(fleet, open_to)
 
     def task_started(self, dev: SimDevice, task: SimTask, now: float) -> None:
         node = self.snapshot.get(dev.device_id)
@@ -254,6 +333,15 @@ class SampledPolicy:
 
     def evictions(self, dev: SimDevice, now: float) -> Sequence[str]:
         return ()  # battery-agnostic: work runs until the device goes away
+
+    def backlog_capacity(
+        self, fleet: Sequence[SimDevice], waiting: Iterable[SimTask]
+    ) -> tuple[float, float]:
+        """Busy cores, and the allowed cores a waiting task's shape fits (cores, RAM)."""
+        shapes = [(t.spec.cores, t.spec.memory_mb) for t in _lenient(waiting)]
+        return _backlog_capacity(
+            fleet, lambda d: any(c <= d.cores and m <= d.memory_mb for c, m in shapes)
+        )
 
     def decide(self, pending: Sequence[SimTask], now: float, round_no: int) -> Decision:
         out = Decision()

@@ -1,4 +1,4 @@
-"""The discrete-event run: SimPy drives habits, arrivals, placement rounds and completions.
+"""The discrete-event run: SimPy drives habits, placement rounds, completions and refreshes.
 
 Event granularity (why 10,000 devices are affordable): nothing ticks per device. A device is
 advanced (closed-form battery and thermal models) only when an event touches it, and its *view*
@@ -6,6 +6,9 @@ advanced (closed-form battery and thermal models) only when an event touches it,
 the models say it has moved by ``refresh_battery_pct`` / ``refresh_temp_c`` (or crossed 90 %,
 20 %, 10 %, empty): ``time_to_soc`` / ``time_to_temp`` give that moment exactly, and one SimPy
 timeout is scheduled for it.
+
+Arrivals are not events: a task joins the queue at the first round (or sample) after it
+arrived, which is the first moment anything reads the queue.
 
 Placement (kube-scheduler's queues): a round every ``round_s`` decides the tasks that arrived
 or were requeued since the last one (the active queue). A task that fits nowhere moves to the
@@ -20,11 +23,14 @@ and tasks, and a seed reproduces a run exactly.
 
 from __future__ import annotations
 
+import gc
 import random
 import time
-from collections.abc import Callable, Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
 from typing import Any, Final
 
 import msgspec
@@ -37,9 +43,9 @@ from fogmesh.sim.baselines import SimPolicy, make_policy
 from fogmesh.sim.capacity import capacity_ref_cores
 from fogmesh.sim.clustering import ClusterDriver, ClusterStats
 from fogmesh.sim.fleet import DeviceEvent, SimDevice, build_fleet, device_events
-from fogmesh.sim.power import power_w, time_to_soc
+from fogmesh.sim.power import DevicePowerSpec, power_w, time_to_soc
 from fogmesh.sim.scenario import Scenario
-from fogmesh.sim.thermal import steady_state_c, time_to_temp
+from fogmesh.sim.thermal import ThermalSpec, time_to_temp
 from fogmesh.sim.workloads import SimTask, TaskSpec, generate_tasks
 
 __all__ = ["RunData", "Simulation"]
@@ -106,17 +112,44 @@ class RunData:
     temp_hist: dict[int, int] = field(default_factory=dict)
     evicted: int = 0
     clusters: ClusterStats = field(default_factory=ClusterStats)
+    # Per 15-minute sample taken while work was waiting that fitted nowhere (saturation):
+    # busy ÷ the allowed cores that waiting work could legally use (``backlog_capacity``) …
     backlogged_util: list[float] = field(default_factory=list)
+    # … and busy ÷ every allowed core, whether or not any waiting task may use it.
+    backlogged_allowed_util: list[float] = field(default_factory=list)
     # device → (time fog work drove it below 20 %, whether a plugged device had a free core then)
     driven20: dict[int, tuple[float, bool]] = field(default_factory=dict)
     driven10: dict[int, tuple[float, bool]] = field(default_factory=dict)
     wall_s: float = 0.0
 
 
-def _device_temp_marks(dev: SimDevice) -> frozenset[float]:
-    """The shared temperature marks plus this class's JEITA and throttle levels."""
-    p, t = dev.pspec, dev.tspec
-    return _TEMP_MARKS | {p.jeita_warm_c, p.jeita_stop_c, t.throttle_start_c, t.throttle_full_c}
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cycle collector for the run.
+
+    A run allocates millions of short-lived containers while holding hundreds of thousands of
+    long-lived ones (devices, tasks, nodes), so every full collection rescans all of them: a
+    sixth of the CPU of a 24-hour run, to free a few hundred cyclic objects. Reference
+    counting still frees everything else at once; the collector resumes afterwards. One
+    collection first, so an earlier run's simulation (a reference cycle: SimPy holds bound
+    methods of it) is not kept alive through this one.
+    """
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+@cache
+def _temp_marks(pspec: DevicePowerSpec, tspec: ThermalSpec) -> tuple[float, ...]:
+    """The shared temperature marks plus the class's JEITA and throttle levels, sorted (one
+    tuple per device class, so finding the next mark is a bisection)."""
+    extra = {pspec.jeita_warm_c, pspec.jeita_stop_c, tspec.throttle_start_c, tspec.throttle_full_c}
+    return tuple(sorted(_TEMP_MARKS | extra))
 
 
 class Simulation:
@@ -148,15 +181,26 @@ class Simulation:
         self.clusters = ClusterDriver()
         self.data.clusters = self.clusters.stats
         self._progress = progress
+        self._soc_step = scenario.refresh_battery_pct / 100.0
+        self._next_arrival = 0  # specs before this index have arrived
+        self._temp_marks = [_temp_marks(d.pspec, d.tspec) for d in self.fleet]
 
     # --- processes -------------------------------------------------------------------------
 
-    def _arrivals(self) -> Any:
-        env = self.env
-        for spec in self.specs:
-            if spec.arrival > env.now:
-                yield env.timeout(spec.arrival - env.now)
-            self._arrive(spec)
+    def _admit(self, now: float) -> None:
+        """Let every task that has arrived by ``now`` join the queue.
+
+        Arrivals are not events of their own: nothing reads the queue between two rounds (or
+        samples), so joining them all at the next read gives the same run with one SimPy event
+        fewer per task.
+        """
+        specs = self.specs
+        i = self._next_arrival
+        n = len(specs)
+        while i < n and specs[i].arrival <= now:
+            self._arrive(specs[i])
+            i += 1
+        self._next_arrival = i
 
     def _habits(self) -> Any:
         env = self.env
@@ -171,6 +215,7 @@ class Simulation:
         while True:
             yield env.timeout(self.scenario.round_s)
             n += 1
+            self._admit(env.now)
             retry = bool(self.unschedulable) and (self.freed or n % _FLUSH_ROUNDS == 0)
             if self.active or retry:
                 self._round(n, retry=retry)
@@ -179,6 +224,7 @@ class Simulation:
         env = self.env
         while True:
             self.clusters.reform(self.fleet, env.now)
+            self._admit(env.now)
             self._sample()
             if self._progress is not None:
                 self._progress(env.now / self.scenario.duration_s)
@@ -188,14 +234,23 @@ class Simulation:
 
     def run(self) -> RunData:
         started = time.perf_counter()
+        with _collector_paused():
+            self._run()
+        if self._progress is not None:
+            self._progress(1.0)
+        self.data.wall_s = time.perf_counter() - started
+        return self.data
+
+    def _run(self) -> None:
         now = 0.0
         for dev in self.fleet:
             self._show(dev, now)
         env = self.env
-        for proc in (self._arrivals, self._habits, self._rounds, self._sampler):
+        for proc in (self._habits, self._rounds, self._sampler):
             env.process(proc())
         end = self.scenario.duration_s
         env.run(until=end)
+        self._admit(end)
         for dev in self.fleet:
             self._touch(dev, end)
         for task in self.tasks:
@@ -205,10 +260,6 @@ class Simulation:
                 task.finish(TaskState.CANCELLED, end, "horizon")
             elif task.state is TaskState.PENDING:
                 task.finish(TaskState.CANCELLED, end, "horizon")
-        if self._progress is not None:
-            self._progress(1.0)
-        self.data.wall_s = time.perf_counter() - started
-        return self.data
 
     # --- events ------------------------------------------------------------------------------
 
@@ -247,8 +298,9 @@ class Simulation:
         elapsed = now - dev.t_rate
         if elapsed > 0 and dev.running:
             rate = dev.task_rate()
+            running = self.running
             for tid in dev.running:
-                self.running[tid].remaining -= rate * elapsed
+                running[tid].remaining -= rate * elapsed
         dev.t_rate = now
         d20, d10 = dev.driven20, dev.driven10
         dev.advance(now)
@@ -271,9 +323,12 @@ class Simulation:
         subtracts the work done), so most changes — another task starting on an uncapped,
         cool device — schedule nothing: fewer events, and fewer stale ones left in the heap.
         """
+        if not dev.running:
+            return
         rate = dev.task_rate()
+        running = self.running
         for tid in dev.running:
-            task = self.running[tid]
+            task = running[tid]
             if task.sched_rate == rate:
                 continue
             task.version += 1
@@ -291,7 +346,7 @@ class Simulation:
         if not dev.available and dev.running:
             self._lose_all(dev, now)
         self.clusters.seen(dev, now)
-        dev.view_soc = dev.battery.soc
+        dev.view_soc = dev.ledger.soc
         dev.view_temp = dev.temp_c
         allowed = dev.allowed_cores
         self.policy.device_changed(dev, now)
@@ -318,36 +373,52 @@ class Simulation:
         dev.refresh_version += 1
         if not dev.powered or (dev.dead and not dev.plugged):
             return
-        sc = self.scenario
-        load = dev.load()
+        pspec = dev.pspec
+        # The load and draw exactly as ``SimDevice.load`` and ``power_w`` give them.
+        load = min(1.0, dev.bg_load + min(dev.fog_cores, dev.cap_cores) / dev.cores)
         best: float | None = None
         if dev.has_battery:
-            soc = dev.battery.soc
-            step = sc.refresh_battery_pct / 100.0
+            ledger = dev.ledger
+            soc = ledger.soc
+            step = self._soc_step
             if dev.plugged:
-                target = min([soc + step, *(m for m in _SOC_MARKS if m > soc + _EPS)])
+                target = soc + step
+                i = bisect_right(_SOC_MARKS, soc + _EPS)
+                if i < len(_SOC_MARKS) and _SOC_MARKS[i] < target:
+                    target = _SOC_MARKS[i]
             else:
-                target = max([soc - step, *(m for m in _SOC_MARKS if m < soc - _EPS)])
+                target = soc - step
+                i = bisect_left(_SOC_MARKS, soc - _EPS) - 1
+                if i >= 0 and _SOC_MARKS[i] > target:
+                    target = _SOC_MARKS[i]
             if 0.0 <= target < 1.0:
-                best = time_to_soc(dev.pspec, dev.battery, load, dev.plugged, dev.temp_c, target)
-        watts = power_w(dev.pspec, load)
-        ss = steady_state_c(dev.tspec, watts, dev.ambient_c)
+                best = time_to_soc(pspec, ledger, load, dev.plugged, dev.temp_c, target)
+        watts = power_w(pspec, load)
+        tspec = dev.tspec
+        ss = dev.ambient_c + tspec.c_per_w * watts  # thermal.steady_state_c
         temp = dev.temp_c
         # Below the comfort level no decision reads the temperature (policy bands start at
         # 45 °C, the thermal score is flat below 40 °C, JEITA and throttling act higher), so a
         # device staying there needs no thermal refreshes: most of the fleet, most of the time.
-        if max(ss, temp) >= _COMFORT_C and abs(ss - temp) > 1e-6:
-            marks = _device_temp_marks(dev)
+        if (ss >= _COMFORT_C or temp >= _COMFORT_C) and abs(ss - temp) > 1e-6:
+            marks = self._temp_marks[dev.idx]
+            step_c = self.scenario.refresh_temp_c
             if ss > temp:
-                target_c = min([temp + sc.refresh_temp_c, *(m for m in marks if m > temp + _EPS)])
+                target_c = temp + step_c
+                i = bisect_right(marks, temp + _EPS)
+                if i < len(marks) and marks[i] < target_c:
+                    target_c = marks[i]
             else:
-                target_c = max([temp - sc.refresh_temp_c, *(m for m in marks if m < temp - _EPS)])
-            t = time_to_temp(dev.tspec, temp, watts, target_c, dev.ambient_c)
+                target_c = temp - step_c
+                i = bisect_left(marks, temp - _EPS) - 1
+                if i >= 0 and marks[i] > target_c:
+                    target_c = marks[i]
+            t = time_to_temp(tspec, temp, watts, target_c, dev.ambient_c)
             if t is not None and (best is None or t < best):
                 best = t
         if best is None:
             return
-        ev = self.env.timeout(max(best, _MIN_REFRESH_S))
+        ev = self.env.timeout(best if best > _MIN_REFRESH_S else _MIN_REFRESH_S)
         ev.callbacks.append(partial(self._refresh, dev, dev.refresh_version))
 
     def _refresh(self, dev: SimDevice, version: int, _ev: object) -> None:
@@ -497,5 +568,7 @@ class Simulation:
         s.setdefault("utilisation", []).append(util)
         if self.unschedulable:
             # Saturation, exactly: work was waiting that fitted nowhere at the last round.
-            self.data.backlogged_util.append(util)
+            b, e = self.policy.backlog_capacity(self.fleet, self.unschedulable.values())
+            self.data.backlogged_util.append(b / e if e else 0.0)
+            self.data.backlogged_allowed_util.append(util)
         s.setdefault("pending", []).append(len(self.pending))

@@ -34,6 +34,10 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank - 1]
 
 
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
 def jain(values: list[float]) -> float:
     """Jain's fairness index: 1.0 when all equal, 1/n when one takes everything."""
     if not values:
@@ -108,10 +112,11 @@ def compute_metrics(data: RunData) -> Metrics:
         "makespan_s": max(0.0, last_completion - first_arrival),
         "utilisation_of_eligible": busy_eligible / eligible if eligible else 0.0,
         "utilisation_of_hardware": busy / hardware if hardware else 0.0,
-        # mean of the 15-minute samples taken while tasks were waiting that fitted nowhere
-        "utilisation_of_eligible_backlogged": (
-            sum(data.backlogged_util) / len(data.backlogged_util) if data.backlogged_util else 0.0
-        ),
+        # Means of the 15-minute samples taken while tasks were waiting that fitted nowhere:
+        # busy ÷ the allowed cores that waiting work could legally use, and busy ÷ every
+        # allowed core (docs/simulation.md, "Metrics").
+        "utilisation_of_eligible_backlogged": _mean(data.backlogged_util),
+        "utilisation_of_allowed_backlogged": _mean(data.backlogged_allowed_util),
         "backlogged_samples": len(data.backlogged_util),
         "offered_of_eligible": offered / eligible_ref if eligible_ref else 0.0,
         "fairness_jain": jain(utilisation),

@@ -13,7 +13,8 @@ exponentially. JEITA temperature rules scale the rate: ×``jeita_warm_factor`` a
 A plugged device's load is covered by the charger (the battery is not cycled), which is why
 charging devices are cheap hosts for fog work; the charger is assumed large enough for load plus
 charge. Every step is solved in closed form, so a step of an hour is as exact as 3,600 steps of a
-second — the simulator can advance a device lazily between events.
+second — the simulator can advance a device lazily between events (in place, on a
+``BatteryLedger``: the same step arithmetic as ``battery_step``, without a new value per step).
 
 Usage::
 
@@ -33,6 +34,7 @@ from fogmesh.devices.model import DeviceType
 
 __all__ = [
     "PRESET_SPECS",
+    "BatteryLedger",
     "BatteryState",
     "DevicePowerSpec",
     "battery_step",
@@ -152,6 +154,77 @@ def _charge_soc(spec: DevicePowerSpec, soc: float, hours: float, factor: float) 
     return 1.0 - (1.0 - soc) * math.exp(-k * hours)
 
 
+class BatteryLedger:
+    """A ``BatteryState`` that is advanced in place: the simulator's per-device battery.
+
+    The arithmetic of a step lives here once; ``battery_step`` runs it on a copy, so the
+    immutable value and the simulator's hot path cannot drift apart. In place because the
+    simulator advances tens of thousands of batteries millions of times, and building a frozen
+    value per step cost more than the model itself.
+    """
+
+    __slots__ = (
+        "capacity_wh",
+        "charge_from_mains_wh",
+        "charged_wh",
+        "energy_wh",
+        "load_from_battery_wh",
+        "load_from_mains_wh",
+        "unmet_wh",
+    )
+
+    def __init__(self, state: BatteryState) -> None:
+        self.energy_wh = state.energy_wh
+        self.load_from_battery_wh = state.load_from_battery_wh
+        self.load_from_mains_wh = state.load_from_mains_wh
+        self.charge_from_mains_wh = state.charge_from_mains_wh
+        self.charged_wh = state.charged_wh
+        self.unmet_wh = state.unmet_wh
+        self.capacity_wh = state.capacity_wh
+
+    @property
+    def soc(self) -> float:
+        return self.energy_wh / self.capacity_wh if self.capacity_wh > 0 else 1.0
+
+    @property
+    def empty(self) -> bool:
+        return self.capacity_wh > 0 and self.energy_wh <= 0.0
+
+    def state(self) -> BatteryState:
+        return BatteryState(
+            self.energy_wh,
+            self.load_from_battery_wh,
+            self.load_from_mains_wh,
+            self.charge_from_mains_wh,
+            self.charged_wh,
+            self.unmet_wh,
+            self.capacity_wh,
+        )
+
+    def step(
+        self, spec: DevicePowerSpec, demand_wh: float, dt_s: float, plugged: bool, temp_c: float
+    ) -> None:
+        """Advance ``dt_s`` seconds during which the device draws ``demand_wh`` (see
+        ``battery_step``, which documents the model)."""
+        cap = spec.battery_wh
+        if cap is None:
+            self.load_from_mains_wh += demand_wh
+        elif plugged:
+            energy = self.energy_wh
+            new_soc = _charge_soc(spec, self.soc, dt_s / _WH_TO_J, _jeita_factor(spec, temp_c))
+            stored = max(0.0, new_soc * cap - energy)
+            self.energy_wh = energy + stored
+            self.load_from_mains_wh += demand_wh
+            self.charge_from_mains_wh += stored / spec.charge_efficiency
+            self.charged_wh += stored
+        else:
+            energy = self.energy_wh
+            drawn = min(demand_wh, energy)
+            self.energy_wh = energy - drawn
+            self.load_from_battery_wh += drawn
+            self.unmet_wh += demand_wh - drawn
+
+
 def battery_step(
     spec: DevicePowerSpec,
     state: BatteryState,
@@ -168,47 +241,14 @@ def battery_step(
     """
     if dt_s < 0:
         raise ValueError("dt_s must be ≥ 0")
-    demand_wh = power_w(spec, load_fraction) * dt_s / _WH_TO_J
-    # Direct construction, not dataclasses.replace: this is the simulator's innermost call.
-    s = state
-    if spec.battery_wh is None:
-        return BatteryState(
-            s.energy_wh,
-            s.load_from_battery_wh,
-            s.load_from_mains_wh + demand_wh,
-            s.charge_from_mains_wh,
-            s.charged_wh,
-            s.unmet_wh,
-            s.capacity_wh,
-        )
-    if plugged:
-        cap = spec.battery_wh
-        new_soc = _charge_soc(spec, s.soc, dt_s / _WH_TO_J, _jeita_factor(spec, temp_c))
-        stored = max(0.0, new_soc * cap - s.energy_wh)
-        return BatteryState(
-            s.energy_wh + stored,
-            s.load_from_battery_wh,
-            s.load_from_mains_wh + demand_wh,
-            s.charge_from_mains_wh + stored / spec.charge_efficiency,
-            s.charged_wh + stored,
-            s.unmet_wh,
-            s.capacity_wh,
-        )
-    drawn = min(demand_wh, s.energy_wh)
-    return BatteryState(
-        s.energy_wh - drawn,
-        s.load_from_battery_wh + drawn,
-        s.load_from_mains_wh,
-        s.charge_from_mains_wh,
-        s.charged_wh,
-        s.unmet_wh + (demand_wh - drawn),
-        s.capacity_wh,
-    )
+    ledger = BatteryLedger(state)
+    ledger.step(spec, power_w(spec, load_fraction) * dt_s / _WH_TO_J, dt_s, plugged, temp_c)
+    return ledger.state()
 
 
 def time_to_soc(
     spec: DevicePowerSpec,
-    state: BatteryState,
+    state: BatteryState | BatteryLedger,
     load_fraction: float,
     plugged: bool,
     temp_c: float,

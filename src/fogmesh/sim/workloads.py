@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Final
 
 from fogmesh.fog.tasks import (
@@ -107,7 +108,12 @@ def generate_tasks(
         return []
     scale = _duration_scale(scenario)
     kinds = list(TASK_MIX)
-    kind_weights = [k.share for k in kinds]
+    # Cumulative weights, as ``choices`` would build them from the weights on every call.
+    kind_cum = list(accumulate(k.share for k in kinds))
+    prio_tables = {
+        k: ([p for p, _ in k.priorities], list(accumulate(w for _, w in k.priorities)))
+        for k in kinds
+    }
     mu_shift = -_SIGMA * _SIGMA / 2.0  # so the log-normal's mean is exactly its nominal mean
     out: list[TaskSpec] = []
     t = 0.0
@@ -119,9 +125,9 @@ def generate_tasks(
         phase = 2.0 * math.pi * (t / 3600.0 - _PEAK_HOUR) / 24.0
         if rng.random() * (1.0 + amp) > 1.0 + amp * math.cos(phase):
             continue
-        kind = rng.choices(kinds, kind_weights)[0]
-        prios = kind.priorities
-        priority = rng.choices([p for p, _ in prios], [w for _, w in prios])[0]
+        kind = rng.choices(kinds, cum_weights=kind_cum)[0]
+        prios, prio_cum = prio_tables[kind]
+        priority = rng.choices(prios, cum_weights=prio_cum)[0]
         duration = kind.duration_factor * scale * math.exp(rng.gauss(mu_shift, _SIGMA))
         deadline = None
         if rng.random() < scenario.deadline_share:

@@ -6,9 +6,13 @@ flush function gets every queued item in arrival order and returns one outcome p
 value, or the ``FogmeshError`` that single call would have raised. Items are applied in order,
 so a task's "started" and "completed" in one batch land in the order they were reported.
 
-There is no timer: a lone call is written at once; while a commit is in flight new calls queue,
-so the batch grows with the load. If the flush itself fails (the database is gone), every
-caller in that batch gets that error and nothing of the batch is written.
+A lone call is written at once; while a commit is in flight new calls queue, so the batch grows
+with the load. When commits are quick that alone leaves batches of one or two under a steady
+stream (each report commits before the next arrives), so a ``Batcher`` may *linger*: if its
+last commit ended less than ``linger`` seconds ago — the stream is busy — it waits out the rest
+of ``linger`` before taking the next batch (Kafka's ``linger.ms``). An idle store still writes a
+lone call at once. If the flush itself fails (the database is gone), every caller in that batch
+gets that error and nothing of the batch is written.
 """
 
 from __future__ import annotations
@@ -54,10 +58,17 @@ async def next_batch(
 
 class Batcher(Generic[ItemT, OutT]):
     def __init__(
-        self, flush: Flush[ItemT, OutT], *, max_batch: int = 2000, name: str = "batch"
+        self,
+        flush: Flush[ItemT, OutT],
+        *,
+        max_batch: int = 2000,
+        name: str = "batch",
+        linger: float = 0.0,
     ) -> None:
         self._flush = flush
         self._max_batch = max_batch
+        self._linger = linger
+        self._last_end = float("-inf")  # loop time the last commit ended
         self._name = name
         self._queue: asyncio.Queue[tuple[ItemT, asyncio.Future[OutT]] | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
@@ -85,10 +96,16 @@ class Batcher(Generic[ItemT, OutT]):
             self._writer = None
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
+            if self._linger > 0:
+                busy_until = self._last_end + self._linger
+                if loop.time() < busy_until and self._queue.qsize() < self._max_batch:
+                    await asyncio.sleep(busy_until - loop.time())
             batch, stop = await next_batch(self._queue, self._max_batch, lambda _: 1)
             if batch:
                 await self._commit(batch)
+                self._last_end = loop.time()
             if stop:
                 return
 

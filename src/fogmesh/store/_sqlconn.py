@@ -27,6 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from fogmesh.errors import ConfigError, StoreError
 
+from ._inline_sqlite import inline_connect
+
 __all__ = ["Conflict", "SqlBase", "SqliteSync", "make_engine", "normalise_url"]
 
 SqliteSync = Literal["FULL", "NORMAL"]
@@ -63,7 +65,19 @@ def make_engine(
             raise ConfigError("schema is for PostgreSQL only", field="schema")
         if sqlite_synchronous not in ("FULL", "NORMAL"):
             raise ConfigError("sqlite_synchronous must be FULL or NORMAL", field="store")
-        engine = create_async_engine(u, pool_size=5, max_overflow=5, pool_timeout=60)
+        # The dialect works out sqlite3's arguments from the URL; the engine must exist first.
+        sqlite_args: list[tuple[Any, Any]] = []
+
+        def connect() -> Any:
+            cargs, cparams = sqlite_args[0]
+            return inline_connect(*cargs, **cparams)
+
+        engine = create_async_engine(
+            u, pool_size=5, max_overflow=5, pool_timeout=60, async_creator=connect
+        )
+        sync = engine.sync_engine
+        cargs, cparams = sync.dialect.create_connect_args(sync.url)
+        sqlite_args.append((cargs, cparams))
         _configure_sqlite(engine, sqlite_synchronous, busy_timeout_s)
         return engine
     connect_args: dict[str, Any] = {}

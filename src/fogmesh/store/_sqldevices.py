@@ -28,6 +28,7 @@ class _Beat(NamedTuple):
     now: float
     profile: str | None  # JSON, already checked
     device_type: str | None
+    reload: bool = True  # the caller wants the record back
 
 
 class _Upsert(NamedTuple):
@@ -45,8 +46,11 @@ class SqlDevices(SqlBase):
         super().__init__(engine)
         # Thousands of devices heartbeat every few seconds; one transaction per beat would
         # cap the fleet at the disk's fsync rate.
-        self._beats: Batcher[_Beat, DeviceRecord] | None = (
-            Batcher(self._apply_heartbeats, name="heartbeats") if batch_heartbeats else None
+        self._beats: Batcher[_Beat, DeviceRecord | None] | None = (
+            # Written behind the coordinator's memory (nobody waits on it): gather 10 ms' worth.
+            Batcher(self._apply_heartbeats, name="heartbeats", linger=0.01)
+            if batch_heartbeats
+            else None
         )
         # A fleet reconnecting after a coordinator restart registers all at once.
         self._upserts: Batcher[_Upsert, DeviceRecord] | None = (
@@ -144,15 +148,16 @@ class SqlDevices(SqlBase):
     async def heartbeat(
         self, device_id: str, now: float, profile: DeviceProfile | None = None
     ) -> DeviceRecord:
-        data: str | None = None
-        kind: str | None = None
-        if profile is not None:
-            R.check_profile(profile)
-            if profile.device_id != device_id:
-                raise InvalidRequest("heartbeat profile is for another device", field="profile")
-            data = R.encode_json(profile.to_dict(), "profile")
-            kind = DeviceType(profile.device_type).value
-        beat = _Beat(device_id, now, data, kind)
+        record = await self._heartbeat(_beat(device_id, now, profile, reload=True))
+        assert record is not None
+        return record
+
+    async def note_heartbeat(
+        self, device_id: str, now: float, profile: DeviceProfile | None = None
+    ) -> None:
+        await self._heartbeat(_beat(device_id, now, profile, reload=False))
+
+    async def _heartbeat(self, beat: _Beat) -> DeviceRecord | None:
         if self._beats is not None:
             return await self._beats.submit(beat)
         outcome = (await self._apply_heartbeats([beat]))[0]
@@ -160,7 +165,9 @@ class SqlDevices(SqlBase):
             raise outcome
         return outcome
 
-    async def _apply_heartbeats(self, beats: Sequence[_Beat]) -> list[DeviceRecord | FogmeshError]:
+    async def _apply_heartbeats(
+        self, beats: Sequence[_Beat]
+    ) -> list[DeviceRecord | FogmeshError | None]:
         with_profile = [b for b in beats if b.profile is not None]
         bare = [b for b in beats if b.profile is None]
         async with self._write() as conn:
@@ -192,13 +199,16 @@ class SqlDevices(SqlBase):
                     [{"k_id": b.device_id, "v_now": b.now} for b in bare],
                 )
             records: dict[str, DeviceRecord] = {}
-            for chunk in Q.chunks(sorted(known)):
+            wanted = sorted({b.device_id for b in beats if b.reload} & known)
+            for chunk in Q.chunks(wanted):
                 for record in await self._load_devices(conn, devices.c.id.in_(chunk)):
                     records[record.device_id] = record
         return [
-            records[b.device_id]
-            if b.device_id in records
-            else DeviceNotFound(f"no device {b.device_id}", device_id=b.device_id)
+            DeviceNotFound(f"no device {b.device_id}", device_id=b.device_id)
+            if b.device_id not in known
+            else records[b.device_id]
+            if b.reload
+            else None
             for b in beats
         ]
 
@@ -329,3 +339,13 @@ class SqlDevices(SqlBase):
                     index_elements=["key"], set_={"value": stmt.excluded.value}
                 )
             )
+
+
+def _beat(device_id: str, now: float, profile: DeviceProfile | None, *, reload: bool) -> _Beat:
+    if profile is None:
+        return _Beat(device_id, now, None, None, reload)
+    R.check_profile(profile)
+    if profile.device_id != device_id:
+        raise InvalidRequest("heartbeat profile is for another device", field="profile")
+    data = R.encode_json(profile.to_dict(), "profile")
+    return _Beat(device_id, now, data, DeviceType(profile.device_type).value, reload)

@@ -205,6 +205,13 @@ class Store(Protocol):
         """Record a heartbeat (and the new profile); a lost or offline device comes back READY."""
         ...
 
+    async def note_heartbeat(
+        self, device_id: str, now: float, profile: DeviceProfile | None = None
+    ) -> None:
+        """``heartbeat`` for a caller that keeps the device in memory and needs no record back
+        (the coordinator's write-behind): the SQL store then skips reading the row again."""
+        ...
+
     async def set_device_status(self, device_id: str, status: DeviceStatus) -> DeviceRecord: ...
 
     async def mark_lost(self, stale_before: float) -> list[str]:

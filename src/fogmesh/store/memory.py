@@ -330,6 +330,11 @@ class MemoryStore:
         self._devices[device_id] = rec
         return rec
 
+    async def note_heartbeat(
+        self, device_id: str, now: float, profile: DeviceProfile | None = None
+    ) -> None:
+        await self.heartbeat(device_id, now, profile)
+
     async def set_device_status(self, device_id: str, status: DeviceStatus) -> DeviceRecord:
         status = DeviceStatus(status)
         rec = _replace(self._device(device_id), status=status)

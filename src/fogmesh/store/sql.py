@@ -40,6 +40,10 @@ from .schema import task_attempts, tasks
 
 __all__ = ["SqlStore", "SqliteSync", "normalise_url"]
 
+# Under a steady stream of reports, wait this long after a commit to gather the next batch: a
+# report's acknowledgement may come up to 2 ms later, and the coordinator makes several times
+# fewer commits (and scheduling rounds, which follow each batch of completions).
+REPORT_LINGER_S: Final = 0.002
 _SCHEMA_LOCK_KEY: Final = 0x666F676D  # "fogm": advisory lock id for migrations on PostgreSQL
 
 
@@ -67,7 +71,9 @@ class SqlStore(SqlDevices):
         # Reports and heartbeats come one per message from many devices at once; batching
         # them is what lets one coordinator keep up (docs/store.md, "Group commit").
         self._reports: Batcher[_Report, Task] | None = (
-            Batcher(self._apply_reports, max_batch=max_batch, name="reports")
+            Batcher(
+                self._apply_reports, max_batch=max_batch, name="reports", linger=REPORT_LINGER_S
+            )
             if group_commit
             else None
         )

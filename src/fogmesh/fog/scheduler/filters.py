@@ -15,7 +15,7 @@ HardwareFilter            never      cores ≤ the device's cores, MB ≤ its RA
 PowerModeFilter           not_now    critical power mode admits only CRITICAL work
 ConcurrencyFilter         not_now    tasks < min(policy max_concurrent_tasks, fleet cap);
                                      a short task may also take a queue place at the agent
-CpuFilter                 not_now    cores ≤ policy share (cores × cpu_limit_percent)
+CpuFilter                 not_now    cores ≤ policy share (cores × cpu_limit_percent) + ½
                                      and ≤ what is free after reservations
 MemoryFilter              not_now    MB ≤ policy budget (min(RAM, memory_limit_mb))
                                      and ≤ what is free after reservations
@@ -191,15 +191,16 @@ class CpuFilter(Filter):
         want = need.cpu
         e = ctx.extra.get(node.device_id)
         used = node.cpu_used + e[0] if e is not None else node.cpu_used
-        if want <= node.cpu_cap - used + _EPS:
+        # cpu_fit: the policy's cap rounded to the nearest whole core (snapshot.py)
+        if want <= node.cpu_fit - used + _EPS:
             return PASS
-        if want > node.cpu_cap + _EPS:
+        if want > node.cpu_fit + _EPS:
             return not_now(
                 "cpu_policy",
                 f"task needs {want:g} cores; device policy allows {node.cpu_cap:g} "
                 f"of {node.cpu_cores:g}",
             )
-        free = max(0.0, node.cpu_cap - used)
+        free = max(0.0, node.cpu_fit - used)
         return not_now("cpu_busy", f"task needs {want:g} cores; {free:g} of {node.cpu_cap:g} free")
 
 

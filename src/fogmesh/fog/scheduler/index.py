@@ -91,7 +91,7 @@ def power_band(node: NodeView) -> int:
 def bucket_key(
     node: NodeView, cpu_used: float, mem_used: float, n_running: int
 ) -> BucketKey | None:
-    free_cpu = node.cpu_cap - cpu_used
+    free_cpu = node.cpu_fit - cpu_used
     free_mem = node.mem_cap - mem_used
     # A device whose slots are full may still queue short tasks (``queue_cap``): it stays in a
     # bucket, and the concurrency filter decides per task.
@@ -129,12 +129,27 @@ class Group:
             self.items[pos] = last
             self.pos[last.device_id] = pos
 
+    def readd(self, node: NodeView) -> None:
+        """``remove`` then ``add`` of a member, in one step and to the same order: the last
+        item fills its place and the new version goes last."""
+        items = self.items
+        pos = self.pos
+        did = node.device_id
+        i = pos[did]
+        j = len(items) - 1
+        if i != j:
+            last = items[j]
+            items[i] = last
+            pos[last.device_id] = i
+            pos[did] = j
+        items[j] = node
+
 
 def has_free_slot(node: NodeView) -> bool:
     """In a bucket and not just for queue places: a task of any length could start here."""
     return (
         node.n_running < node.slot_cap
-        and node.cpu_cap > node.cpu_used
+        and node.cpu_fit > node.cpu_used
         and (node.mem_cap > node.mem_used)
     )
 
@@ -178,6 +193,38 @@ class NodeIndex:
         if node.has_gpu:
             self.gpu.add(node)
 
+    def replace(self, old: NodeView, node: NodeView) -> None:
+        """``remove(old)`` then ``add(node)`` for the same device, leaving every structure in
+        the same state and order, with a fraction of the work: a heartbeat or a lease change
+        rarely moves a device between groups."""
+        did = node.device_id
+        nodes = self.nodes
+        if has_free_slot(nodes.pop(did)):
+            self.slot_room -= 1
+        nodes[did] = node
+        key = bucket_key(node, node.cpu_used, node.mem_used, node.n_running)
+        _regroup(self.buckets, self.key_of[did], key, node)
+        self.key_of[did] = key
+        if has_free_slot(node):
+            self.slot_room += 1
+        _regroup(self.by_site, old.site, node.site, node)
+        _regroup(self.by_type, old.device_type, node.device_type, node)
+        if old.deployed_models or node.deployed_models:
+            if old.deployed_models is node.deployed_models:
+                for model in node.deployed_models:
+                    _regroup(self.by_model, model, model, node)
+            else:
+                for model in old.deployed_models:
+                    _discard(self.by_model, model, did)
+                for model in node.deployed_models:
+                    _group(self.by_model, model).add(node)
+        if old.has_gpu and node.has_gpu:
+            self.gpu.readd(node)
+        elif old.has_gpu:
+            self.gpu.remove(did)
+        elif node.has_gpu:
+            self.gpu.add(node)
+
     def remove(self, node: NodeView) -> None:
         did = node.device_id
         if has_free_slot(self.nodes.pop(did)):
@@ -192,6 +239,26 @@ class NodeIndex:
             _discard(self.by_model, model, did)
         if node.has_gpu:
             self.gpu.remove(did)
+
+
+def _regroup(groups: dict[_K, Group], old: _K | None, new: _K | None, node: NodeView) -> None:
+    """Move ``node`` from group ``old`` to group ``new`` exactly as ``_discard`` then
+    ``_group(...).add`` would, including where an emptied and re-created group lands in the
+    dict order (sampling reads the groups in that order)."""
+    if old is not None and old == new:
+        g = groups[old]
+        if len(g.items) == 1:
+            del groups[old]
+            groups[old] = g
+            g.items[0] = node
+        else:
+            g.readd(node)
+        return
+    did = node.device_id
+    if old is not None:
+        _discard(groups, old, did)
+    if new is not None:
+        _group(groups, new).add(node)
 
 
 def _group(groups: dict[_K, Group], key: _K) -> Group:

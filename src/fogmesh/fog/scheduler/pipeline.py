@@ -141,6 +141,23 @@ class Pipeline:
         # device id → (the NodeView it was computed for, Σ weight × score of node-only scorers).
         # A memo, not state: a new NodeView (next heartbeat) is recomputed.
         self._static: dict[str, tuple[NodeView, float]] = {}
+        # task id → (the Task it was unpacked from, its TaskNeed, the need's shape), for the
+        # tasks decided in this call and in the one before. A memo too (tasks are immutable): a
+        # backlog is offered round after round, and unpacking it again every round was most of
+        # what a round of refusals cost. Only two calls' worth, so it never holds on to more
+        # than the queue itself.
+        self._needs: dict[str, tuple[Task, TaskNeed, tuple[object, ...]]] = {}
+        self._needs_before: dict[str, tuple[Task, TaskNeed, tuple[object, ...]]] = {}
+
+    def need_of(self, task: Task) -> tuple[TaskNeed, tuple[object, ...]]:
+        """The task's ``TaskNeed`` and its ``shape()``; unpacked again only for a Task object
+        the previous ``place`` call did not decide."""
+        entry = self._needs_before.get(task.id)
+        if entry is None or entry[0] is not task:
+            need = TaskNeed(task, self.config)
+            entry = (task, need, need.shape())
+        self._needs[task.id] = entry
+        return entry[1], entry[2]
 
     # -- the entry point ----------------------------------------------------------------------
 
@@ -165,10 +182,13 @@ class Pipeline:
                 )
                 continue
             queue.append((-effective_priority(task, now, cfg), task.created_at, task.id, task))
-        queue.sort(key=lambda q: q[:3])
+        # Task ids are unique (checked above), so the tuples order by their first three items
+        # alone and no Task is ever compared.
+        queue.sort()
 
         if len(self._static) > 2 * len(snapshot) + 1024:
             self._static.clear()
+        self._needs_before, self._needs = self._needs, {}
         run = _Run(self, snapshot, rng_seed)
         for neg_ep, _, _, task in queue:
             short = task.resources.estimated_duration <= cfg.queue_task_max_s
@@ -318,8 +338,7 @@ class _Run:
 
     def decide(self, task: Task, ep: float) -> None:
         cfg = self.cfg
-        need = TaskNeed(task, cfg)
-        shape = need.shape()
+        need, shape = self.p.need_of(task)
         # Bound methods, built once per task shape: the per-candidate loop does no lookups.
         filters = self.checks.get(shape)
         if filters is None:
@@ -443,14 +462,26 @@ class _Run:
                 d.rejected.append((node, verdict))
 
     def _sample(self, src: _Source, k: int, need: TaskNeed, filters: _Checks, d: _Decision) -> None:
+        # The innermost loop of a placement: ``_consider`` and ``Pipeline.node_part`` are
+        # written out here (same arithmetic, same order), as a call per probe costs more than
+        # the probe's own work.
         res = self.res
         rand = self.rng.random
         lists, ends, total, keys = src.lists, src.ends, src.total, src.keys
         last = len(ends) - 1
         moved = self.moved
         seen: set[str] = set()
+        seen_add = seen.add
         found = 0
         rejected = d.rejected
+        feasible = d.feasible
+        static = self.p._static
+        node_part = self.p.node_part
+        constant = self.task_constant
+        scorers = self.task_scorers
+        inv_wsum = self.inv_wsum
+        best = d.best
+        best_score = d.best_score
         for _ in range(self.cfg.max_probes):
             r = int(rand() * total)
             if last:
@@ -463,7 +494,7 @@ class _Run:
             did = node.device_id
             if did in seen:
                 continue
-            seen.add(did)
+            seen_add(did)
             if did in moved:  # filled up earlier in this plan
                 now_in = moved[did]
                 if now_in is None or (keys is not None and now_in not in keys):
@@ -473,13 +504,29 @@ class _Run:
                 verdict = check(node, need, res)
                 if verdict is not PASS:
                     break
-            if verdict is PASS:
-                self._consider(node, need, d)
-                found += 1
-                if found >= k:
-                    break
-            else:
+            if verdict is not PASS:
                 rejected.append((node, verdict))
+                continue
+            cached = static.get(did)
+            total_score = (
+                cached[1]
+                if cached is not None and cached[0] is node
+                else node_part(node, need, res)
+            )
+            total_score += constant
+            for score, weight, scorer in scorers:
+                x = score(node, need, res)
+                if not 0.0 <= x <= 1.0:
+                    raise _out_of_range(scorer, x, node, need)
+                total_score += weight * x
+            sc = total_score * inv_wsum
+            feasible.append((sc, node))
+            if best is None or sc > best_score or (sc == best_score and did < best.device_id):
+                best, best_score = node, sc
+            found += 1
+            if found >= k:
+                break
+        d.best, d.best_score = best, best_score
         d.evaluated += len(seen)
 
     def _consider(self, node: NodeView, need: TaskNeed, d: _Decision) -> None:
@@ -509,10 +556,14 @@ class _Run:
         breakdown = self.p.breakdown(node, need, self.res)
         runners: list[Candidate] = []
         if cfg.explain_runners_up:
-            others = heapq.nsmallest(
-                cfg.explain_runners_up + 1,
-                d.feasible,
-                key=lambda t: (-t[0], t[1].device_id),
+            want = cfg.explain_runners_up + 1
+            feasible = d.feasible
+            # Device ids in ``feasible`` are distinct, so the ranking has no ties and the two
+            # give the same list; a sort of a sample's few candidates is the cheaper one.
+            others = (
+                sorted(feasible, key=_rank)[:want]
+                if len(feasible) <= 64
+                else heapq.nsmallest(want, feasible, key=_rank)
             )
             runners = [Candidate(n.device_id, s) for s, n in others if n is not node]
             runners = runners[: cfg.explain_runners_up]
@@ -673,6 +724,11 @@ class _Run:
         d.feasible = [(self.p.score(node, need, res), node)]
         self._commit(node, need, ep, d, tuple(ids))
         return True
+
+
+def _rank(candidate: tuple[float, NodeView]) -> tuple[float, str]:
+    """Best score first, then the smaller device id."""
+    return -candidate[0], candidate[1].device_id
 
 
 def _passes(checks: _Checks, node: NodeView, need: TaskNeed, res: Reservations) -> bool:

@@ -15,7 +15,7 @@ import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, final
 
 from fogmesh.devices.model import (
     DeviceCapabilities,
@@ -73,6 +73,12 @@ _TYPE_SPEED: Final = {
     DeviceType.RASPBERRY_PI: 0.5,
 }
 _REFERENCE_MHZ: Final = 2000.0
+# How far CPU reservations may go past the policy's CPU cap. Whole-core tasks under a
+# fractional cap (60 % of 8 cores = 4.8) would otherwise leave the fraction idle for good; half
+# a core rounds the cap to the nearest whole core: 4.8 holds five 1-core tasks, 2.4 still two.
+# The cap itself still holds: the runner limits a device's fog work as a whole to it (the
+# simulator's runner shares it, five tasks at 96 % speed each; no task below cap ÷ (cap + 0.5)).
+CPU_OVERCOMMIT_CORES: Final = 0.5
 
 # Battery capacity (Wh) and the extra draw of one fully busy core over idle (W), by class, when
 # the device does not say: the published figures sim.power's presets use (PureEdgeSim's phone
@@ -96,14 +102,18 @@ def estimate_speed(capabilities: DeviceCapabilities, device_type: DeviceType) ->
 _NO_MODELS: Final[frozenset[str]] = frozenset()
 
 
-class NodeView:
-    """One device as the scheduler sees it. Build once per heartbeat; never mutate."""
+class _NodeSlots:
+    """NodeView's storage. A node is filled in as a ``_NodeDraft`` (plain attribute stores) and
+    then becomes a ``NodeView``: the two share this layout, so the class can be switched. Why:
+    nodes are rebuilt on every heartbeat and lease change, and 28 ``object.__setattr__`` calls
+    per node cost more than everything else a rebuild does."""
 
     __slots__ = (
         "battery_percent",
         "battery_wh",
         "cpu_cap",
         "cpu_cores",
+        "cpu_fit",
         "cpu_temp_c",
         "cpu_used",
         "deployed_models",
@@ -153,12 +163,24 @@ class NodeView:
     fog_wh_committed: float
     power_mode: PowerMode
     cpu_cap: float
+    cpu_fit: float  # reservations may reach this: cpu_cap + CPU_OVERCOMMIT_CORES (0: none)
     mem_cap: int
     slot_cap: int
     queue_cap: int  # leases for short tasks beyond slot_cap, waiting in the agent's own queue
     cpu_used: float
     mem_used: int
     n_running: int
+
+
+class _NodeDraft(_NodeSlots):
+    __slots__ = ()
+
+
+@final  # built as a _NodeDraft (see _NodeSlots): a subclass's layout could not switch
+class NodeView(_NodeSlots):
+    """One device as the scheduler sees it. Build once per heartbeat; never mutate."""
+
+    __slots__ = ()
 
     def __init__(
         self,
@@ -182,7 +204,7 @@ class NodeView:
         running: Iterable[RunningTask] = (),
         battery_wh: float | None = None,
         fog_w_per_core: float | None = None,
-        queued_per_slot: int = 4,
+        queued_per_slot: int = 8,
     ) -> None:
         if not device_id:
             raise InvalidRequest("device_id must not be empty")
@@ -210,42 +232,37 @@ class NodeView:
             # the stricter reading, so a plan never sends what the runner would have to kill.
             mem_cap = ram if limit is None else min(ram, limit)
             slot_cap = max(0, optimization.max_concurrent_tasks)
-        _set = object.__setattr__
-        _set(self, "device_id", device_id)
-        _set(self, "device_type", DeviceType(device_type))
-        _set(self, "cpu_cores", cores)
-        _set(self, "memory_mb", ram)
-        _set(self, "has_gpu", bool(has_gpu))
-        _set(self, "power", PowerSource(power))
-        _set(self, "battery_percent", None if battery_percent is None else float(battery_percent))
-        _set(self, "cpu_temp_c", cpu_temp_c)
-        _set(self, "thermal_level", thermal_level)
-        _set(self, "network_type", network_type)
-        _set(self, "metered", metered)
-        _set(self, "site", site)
-        _set(self, "network", network)
-        _set(self, "speed", float(speed))
-        _set(self, "deployed_models", models if models else _NO_MODELS)
-        _set(self, "optimization", optimization)
-        _set(self, "running", running_t)
-        _set(self, "power_mode", mode)
-        _set(self, "cpu_cap", cpu_cap)
-        _set(self, "mem_cap", mem_cap)
-        _set(self, "slot_cap", slot_cap)
-        _set(self, "queue_cap", slot_cap * max(0, int(queued_per_slot)))
-        _set(self, "cpu_used", math.fsum(t.cpu_cores for t in running_t) if running_t else 0.0)
-        _set(self, "mem_used", sum(t.memory_mb for t in running_t))
-        _set(self, "n_running", len(running_t))
-        _set(self, "battery_wh", battery_wh)
-        _set(self, "fog_w_per_core", fog_w_per_core)
-        # Energy the work already leased here will draw: core-seconds at reference speed ×
-        # watts per core ÷ this device's speed. Counted whole (not what is left of it): the
-        # scheduler does not know how far a task has got, and erring high keeps the floor safe.
-        committed = 0.0
-        if fog_w_per_core and speed > 0 and running_t:
-            ref_core_s = math.fsum(t.cpu_cores * t.duration_s for t in running_t)
-            committed = ref_core_s * fog_w_per_core / speed / 3600.0
-        _set(self, "fog_wh_committed", committed)
+        cls = type(self)
+        object.__setattr__(self, "__class__", _NodeDraft)
+        d: Any = self
+        d.device_id = device_id
+        # (Converted only when not already the enum: a call into the enum machinery costs as
+        # much as the rest of a field.)
+        d.device_type = device_type if type(device_type) is DeviceType else DeviceType(device_type)
+        d.cpu_cores = cores
+        d.memory_mb = ram
+        d.has_gpu = bool(has_gpu)
+        d.power = power if type(power) is PowerSource else PowerSource(power)
+        d.battery_percent = None if battery_percent is None else float(battery_percent)
+        d.cpu_temp_c = cpu_temp_c
+        d.thermal_level = thermal_level
+        d.network_type = network_type
+        d.metered = metered
+        d.site = site
+        d.network = network
+        d.speed = float(speed)
+        d.deployed_models = models if models else _NO_MODELS
+        d.optimization = optimization
+        d.power_mode = mode
+        d.cpu_cap = cpu_cap
+        d.cpu_fit = cpu_cap + CPU_OVERCOMMIT_CORES if cpu_cap > 0 else 0.0
+        d.mem_cap = mem_cap
+        d.slot_cap = slot_cap
+        d.queue_cap = slot_cap * max(0, int(queued_per_slot))
+        d.battery_wh = battery_wh
+        d.fog_w_per_core = fog_w_per_core
+        _lease(d, running_t)
+        d.__class__ = cls
 
     # The same object is shared by every index the node is in: it must stay a value.
     def __setattr__(self, name: str, value: Any) -> None:
@@ -271,11 +288,44 @@ class NodeView:
         return NodeView(**values)
 
     def with_task(self, task: RunningTask) -> NodeView:
-        return self.replace(running=(*self.running, task))
+        return self._with_running((*self.running, task))
 
     def without_tasks(self, task_ids: Iterable[str]) -> NodeView:
         drop = set(task_ids)
-        return self.replace(running=tuple(t for t in self.running if t.task_id not in drop))
+        return self._with_running(tuple(t for t in self.running if t.task_id not in drop))
+
+    def _with_running(self, running: tuple[RunningTask, ...]) -> NodeView:
+        """This node with other leases: what depends on the leases is recomputed (as in
+        ``__init__``), the rest is shared. Lease changes are the hot path of a live snapshot."""
+        d: Any = _new(_NodeDraft)
+        d.device_id = self.device_id
+        d.device_type = self.device_type
+        d.cpu_cores = self.cpu_cores
+        d.memory_mb = self.memory_mb
+        d.has_gpu = self.has_gpu
+        d.power = self.power
+        d.battery_percent = self.battery_percent
+        d.cpu_temp_c = self.cpu_temp_c
+        d.thermal_level = self.thermal_level
+        d.network_type = self.network_type
+        d.metered = self.metered
+        d.site = self.site
+        d.network = self.network
+        d.speed = self.speed
+        d.deployed_models = self.deployed_models
+        d.optimization = self.optimization
+        d.power_mode = self.power_mode
+        d.cpu_cap = self.cpu_cap
+        d.cpu_fit = self.cpu_fit
+        d.mem_cap = self.mem_cap
+        d.slot_cap = self.slot_cap
+        d.queue_cap = self.queue_cap
+        d.battery_wh = self.battery_wh
+        d.fog_w_per_core = self.fog_w_per_core
+        _lease(d, running)
+        d.__class__ = NodeView
+        node: NodeView = d
+        return node
 
     def __repr__(self) -> str:
         return (
@@ -283,6 +333,28 @@ class NodeView:
             f"cpu {self.cpu_used:g}/{self.cpu_cap:g}, mem {self.mem_used}/{self.mem_cap}, "
             f"tasks {self.n_running}/{self.slot_cap})"
         )
+
+
+_new = object.__new__
+
+
+def _lease(d: Any, running: tuple[RunningTask, ...]) -> None:
+    """Set a draft node's leases and what follows from them (``speed`` and
+    ``fog_w_per_core`` already set)."""
+    d.running = running
+    d.cpu_used = math.fsum(t.cpu_cores for t in running) if running else 0.0
+    d.mem_used = sum(t.memory_mb for t in running)
+    d.n_running = len(running)
+    # Energy the work already leased here will draw: core-seconds at reference speed ×
+    # watts per core ÷ this device's speed. Counted whole (not what is left of it): the
+    # scheduler does not know how far a task has got, and erring high keeps the floor safe.
+    committed = 0.0
+    w = d.fog_w_per_core
+    speed = d.speed
+    if w and speed > 0 and running:
+        ref_core_s = math.fsum(t.cpu_cores * t.duration_s for t in running)
+        committed = ref_core_s * w / speed / 3600.0
+    d.fog_wh_committed = committed
 
 
 _INIT_FIELDS: Final = (
@@ -398,8 +470,9 @@ class ClusterSnapshot:
     def upsert(self, node: NodeView) -> None:
         old = self.index.nodes.get(node.device_id)
         if old is not None:
-            self.index.remove(old)
-        self.index.add(node)
+            self.index.replace(old, node)
+        else:
+            self.index.add(node)
 
     def remove(self, device_id: str) -> NodeView | None:
         old = self.index.nodes.get(device_id)

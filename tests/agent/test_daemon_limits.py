@@ -57,3 +57,18 @@ async def test_heartbeat_is_stretched_on_low_battery(tmp_path: Path) -> None:
     sensors.update(charging=False, battery_percent=5.0)
     await daemon._read()
     assert daemon.heartbeat_interval() == 20.0  # critical: 10 s × 2, ≤ 2 × the server's 10 s
+
+
+def test_a_started_notice_is_left_out_when_its_result_goes_in_the_same_frame() -> None:
+    from fogmesh.agent.daemon import without_overtaken_starts
+    from fogmesh.wire.messages import ResultMsg, Started
+
+    batch = [
+        Started(task_id="a", attempt=1),
+        Started(task_id="b", attempt=1),
+        ResultMsg(task_id="a", attempt=1, status="completed"),
+        Started(task_id="c", attempt=2),
+        ResultMsg(task_id="c", attempt=1, status="completed"),  # another attempt's result
+    ]
+    assert without_overtaken_starts(batch) == [batch[1], batch[2], batch[3], batch[4]]
+    assert without_overtaken_starts(batch[:2]) == batch[:2]

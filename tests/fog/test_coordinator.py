@@ -421,6 +421,27 @@ async def test_rounds_right_after_a_placing_round_wait_out_the_gap() -> None:
         assert await _scheduled_within(fog, await submit(fog), 0.3) < 0.3
 
 
+async def test_a_device_running_tiny_tasks_gets_a_deeper_queue(fog: FogCoordinator) -> None:
+    await fog.register_node(desktop("a"))
+    slots = fog.nodes()[0].slot_cap
+    assert fog.nodes()[0].queue_cap == slots * fog.config.queue_depth  # nothing known yet
+
+    async def run_one(wall_s: float) -> None:
+        task_id = await submit(fog, estimated_duration=1.0)
+        await fog.schedule_once()
+        await fog.report_result(task_id, "a", 1, "ok", wall_s=wall_s)
+
+    for _ in range(3):
+        await run_one(0.002)
+    assert fog.queue_depth("a") == fog.config.queue_depth_tiny
+    assert fog.nodes()[0].queue_cap == slots * fog.config.queue_depth_tiny  # at once
+    for _ in range(10):  # its tasks now take a second: the average moves, the queue shrinks
+        await run_one(1.0)
+    assert fog.nodes()[0].queue_cap == slots * fog.config.queue_depth
+    await run_one(float("nan"))  # a nonsense figure changes nothing
+    assert fog.queue_depth("a") == fog.config.queue_depth
+
+
 async def test_a_device_holding_the_model_is_preferred(fog: FogCoordinator) -> None:
     await fog.register_node(desktop("plain"))
     await fog.register_node(desktop("holder"))

@@ -50,8 +50,8 @@ def test_short_tasks_queue_behind_full_slots_and_long_ones_do_not() -> None:
     snap = ClusterSnapshot([node("a", cpu_cores=8, optimization=opt(tasks=2))])
     shorts = [_short(f"s{i:02d}", cpu=0.1, mem=128, created_at=i) for i in range(20)]
     plan = place(snap, shorts, 0.0)
-    # 2 slots + 2 × 8 queue places (NodeView.queue_cap), then the device is full
-    assert len(plan.placements) == 18 and len(plan.unplaced) == 2
+    # 2 slots + 2 × 4 queue places (NodeView.queue_cap), then the device is full
+    assert len(plan.placements) == 10 and len(plan.unplaced) == 10
     snap.apply(plan, 0.0)
     longer = place(snap, [task("long", cpu=0.1, created_at=99)], 0.0)
     assert not longer.placements

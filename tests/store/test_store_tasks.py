@@ -267,9 +267,15 @@ async def test_a_fast_task_completes_straight_from_scheduled(
 ) -> None:
     task = await added(store, make_task)
     await store.place(task.id, "a", 0, T0)
-    done = await store.complete(task.id, "a", 1, None, T0)
+    done = await store.complete(task.id, "a", 1, None, T0 + 2)
     assert done.state is TaskState.COMPLETED
     assert done.result is None
+    assert done.started_at == done.finished_at == T0 + 2  # its result says it ran
+    other = await added(store, make_task)
+    await store.place(other.id, "a", 0, T0)
+    await store.mark_running(other.id, "a", 1, T0 + 1)
+    done = await store.complete(other.id, "a", 1, None, T0 + 2)
+    assert (done.started_at, done.finished_at) == (T0 + 1, T0 + 2)  # a real start is kept
 
 
 async def test_late_result_from_a_lost_device_cannot_overwrite_the_retry(

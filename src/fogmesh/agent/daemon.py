@@ -66,6 +66,7 @@ log = logging.getLogger(__name__)
 
 ARTEFACT_CHUNK = 256 << 10  # bytes of a big result per message (a few Noise frames each)
 _SEND_BATCH = 256  # messages the sender takes from its queue at once
+_START_HOLD_S = 0.005  # how long a lone "started" notice waits for its result
 
 Key = tuple[str, int]  # (task id, attempt): one lease
 
@@ -99,7 +100,7 @@ class AgentConfig:
     reading_max_age: float = 0.25
     # Short tasks the coordinator may lease beyond the policy's concurrent-task limit, per slot;
     # they wait here and start as slots free up (the scheduler's NodeView.queue_cap).
-    queued_per_slot: int = 8
+    queued_per_slot: int = 16  # the most the coordinator may queue here; it decides how many
     model_fetch_timeout: float = 300.0  # a model the agent lacks must arrive within this
 
 
@@ -122,6 +123,16 @@ def model_resolver(data_dir: Path) -> Callable[[str], Path | None]:
         return found
 
     return resolve
+
+
+def without_overtaken_starts(batch: list[Message]) -> list[Message]:
+    """``batch`` less each ``started`` whose lease's result goes in the same frame: the result
+    says the task ran (the coordinator records it as started then), so a tiny task costs the
+    link and the coordinator one report instead of two."""
+    ended = {(m.task_id, m.attempt) for m in batch if isinstance(m, ResultMsg)}
+    if not ended:
+        return batch
+    return [m for m in batch if not (isinstance(m, Started) and (m.task_id, m.attempt) in ended)]
 
 
 def compute_limits(
@@ -367,8 +378,17 @@ class AgentDaemon:
             batch = [await outgoing.get()]
             while not outgoing.empty() and len(batch) < _SEND_BATCH:
                 batch.append(outgoing.get_nowait())
+            if all(isinstance(m, Started) for m in batch):
+                # Only "started" notices: a tiny task's result usually follows within a few
+                # milliseconds and then replaces its notice. The wait ends with the next
+                # message; results are never held back.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_START_HOLD_S):
+                        batch.append(await outgoing.get())
+                while not outgoing.empty() and len(batch) < _SEND_BATCH:
+                    batch.append(outgoing.get_nowait())
             try:
-                await link.channel.send_many(batch)
+                await link.channel.send_many(without_overtaken_starts(batch))
             except (FogmeshError, OSError) as exc:
                 # Results stay in the outbox and are sent again on the next session.
                 log.info("send failed, will retry after reconnecting: %s", exc)

@@ -24,6 +24,7 @@ import contextlib
 import heapq
 import itertools
 import logging
+import math
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -106,6 +107,11 @@ class CoordinatorConfig:
     # two, while the agents' queues hold enough work to bridge a few milliseconds. An idle fog's
     # first round, for a lone task, runs at once. 0 turns the pacing off.
     round_gap: float = 0.01
+    # Short tasks queued per slot on a device (NodeView.queue_cap; the agent allows up to 16):
+    # queue_depth_tiny once the device's recent tasks ran in at most tiny_task_s on average.
+    queue_depth: int = 4
+    queue_depth_tiny: int = 16
+    tiny_task_s: float = 0.05
     decisions_kept: int = 100_000  # explanations kept in memory (newest)
     finished_kept: int = 10_000  # finished tasks kept for get_task_status (newest)
     rng_seed: int = 0
@@ -162,6 +168,7 @@ class FogCoordinator:
         self._deadlines: list[tuple[float, str]] = []  # (deadline, task id) of PENDING tasks
         self._next_lost_check = 0.0
         self._beats: set[asyncio.Task[None]] = set()  # heartbeats being written behind
+        self._run_s: dict[str, float] = {}  # device → moving average of its tasks' run time
         self._finished: OrderedDict[str, Task] = OrderedDict()
         self._counts: dict[TaskState, int] = dict.fromkeys(TaskState, 0)
         self._decisions: OrderedDict[str, Decision] = OrderedDict()
@@ -633,6 +640,19 @@ class FogCoordinator:
         store = await self._ready()
         return await store.list_devices()
 
+    def queue_depth(self, device_id: str) -> int:
+        """Short tasks the device may hold queued per slot. Deep for a device whose tasks have
+        lately run in a few milliseconds: its queue must bridge the coordinator's commit and
+        round latency (~25 ms) at hundreds of tasks a second, and a deep queue of such tasks
+        is still only milliseconds of work. Shallow otherwise: a short task is up to
+        ``queue_task_max_s`` long, and work queued on one device cannot go to another that
+        frees up."""
+        ran = self._run_s.get(device_id)
+        cfg = self.config
+        return (
+            cfg.queue_depth_tiny if ran is not None and ran <= cfg.tiny_task_s else cfg.queue_depth
+        )
+
     def _adopt_device(
         self,
         record: DeviceRecord,
@@ -670,6 +690,7 @@ class FogCoordinator:
                 deployed_models=record.models,
                 site=labels.get("site"),
                 network=labels.get("network"),
+                queued_per_slot=self.queue_depth(record.device_id),
             )
         )
 
@@ -688,9 +709,26 @@ class FogCoordinator:
         self._track(task, self._live.get(task_id))
         return task
 
-    async def report_result(self, task_id: str, device_id: str, attempt: int, result: Any) -> Task:
+    async def report_result(
+        self,
+        task_id: str,
+        device_id: str,
+        attempt: int,
+        result: Any,
+        *,
+        wall_s: float | None = None,
+    ) -> Task:
+        """The task completed; ``wall_s`` is how long it ran on the device, if the device says
+        (it sets how deep the device's queue of short tasks may be: ``queue_depth``)."""
         store = await self._ready()
         task = await store.complete(task_id, device_id, attempt, result, self.clock.time())
+        if wall_s is not None and math.isfinite(wall_s) and wall_s >= 0:
+            depth = self.queue_depth(device_id)
+            last = self._run_s.get(device_id)
+            self._run_s[device_id] = wall_s if last is None else last + 0.2 * (wall_s - last)
+            known = self._devices.get(device_id)
+            if known is not None and self.queue_depth(device_id) != depth:
+                self._adopt_device(known.record, known.labels)  # the new depth, now
         self._release(task_id, device_id)
         self._track(task, self._live.get(task_id))
         self._kick()

@@ -454,7 +454,9 @@ class AgentHub:
                     "url": f"/v1/tasks/{m.task_id}/artefact",
                 }
             }
-            done: Task = await coordinator.report_result(m.task_id, device_id, m.attempt, reference)
+            done: Task = await coordinator.report_result(
+                m.task_id, device_id, m.attempt, reference, wall_s=m.wall_s
+            )
             return done
         return await _apply_result(coordinator, device_id, m)
 
@@ -472,6 +474,9 @@ class AgentHub:
                 task = await self._apply_result(device_id, message)
                 if task is not None and task.finished_at is not None:
                     svc.metrics.submit_to_finish.observe(task.finished_at - task.created_at)
+                    if task.started_at == task.finished_at and task.scheduled_at is not None:
+                        # The agent left out "started": the result marked it (store.complete).
+                        svc.metrics.dispatch_to_start.observe(task.started_at - task.scheduled_at)
         except (StaleAttempt, IllegalTransition) as exc:
             svc.metrics.stale_reports += 1
             return ResultAck(
@@ -486,7 +491,9 @@ class AgentHub:
 
 async def _apply_result(coordinator: Any, device_id: str, m: ResultMsg) -> Task | None:
     if m.status == "completed":
-        result: Task = await coordinator.report_result(m.task_id, device_id, m.attempt, m.result)
+        result: Task = await coordinator.report_result(
+            m.task_id, device_id, m.attempt, m.result, wall_s=m.wall_s
+        )
         return result
     error = m.error or {"code": m.status, "reason": f"attempt ended: {m.status}"}
     if m.status == "cancelled":

@@ -11,7 +11,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
 import msgspec
-from sqlalchemy import ColumnElement, Row, Select, Update, bindparam, case, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    Update,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BindParameter
 
@@ -193,6 +204,8 @@ COMPLETE: Final = cas_statement(
     by_attempt=True,
     by_device=True,
     finished_at=NOW,
+    # A result that overtook (or replaced) its "started" report: the task surely ran.
+    started_at=func.coalesce(tasks.c.started_at, NOW),
     result=bindparam("v_result"),
 )
 FAIL: Final = cas_statement(

@@ -205,7 +205,10 @@ class MemoryStore:
             t.state in R.COMPLETE_FROM and t.attempt == attempt and t.assigned_device == device_id
         ):
             raise self._refuse(t, TaskState.COMPLETED, attempt, device_id)
-        t = _replace(t, state=TaskState.COMPLETED, finished_at=now, result=result)
+        started = t.started_at if t.started_at is not None else now  # as the SQL store
+        t = _replace(
+            t, state=TaskState.COMPLETED, started_at=started, finished_at=now, result=result
+        )
         t = self._close_attempt(t, now, "completed", None)
         self._tasks[task_id] = t
         return t

@@ -204,7 +204,7 @@ class NodeView(_NodeSlots):
         running: Iterable[RunningTask] = (),
         battery_wh: float | None = None,
         fog_w_per_core: float | None = None,
-        queued_per_slot: int = 8,
+        queued_per_slot: int = 4,
     ) -> None:
         if not device_id:
             raise InvalidRequest("device_id must not be empty")
@@ -392,6 +392,7 @@ def node_from_profile(
     speed: float | None = None,
     battery_wh: float | None = None,
     fog_w_per_core: float | None = None,
+    queued_per_slot: int = 4,
 ) -> NodeView:
     """Build a node from a device profile; computes the optimization with ``policy`` if not given.
 
@@ -435,6 +436,7 @@ def node_from_profile(
         running=running,
         battery_wh=battery_wh,
         fog_w_per_core=fog_w_per_core,
+        queued_per_slot=queued_per_slot,
     )
 
 

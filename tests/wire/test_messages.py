@@ -145,16 +145,7 @@ async def test_bad_bundles_are_protocol_errors(items: list[msgspec.Raw], fragmen
 
 
 async def test_channel_carries_a_large_result_over_noise() -> None:
-    device, coordinator = NoiseKeypair.generate(), NoiseKeypair.generate()
-    initiator = NoiseInitiator(device, coordinator.public, b"t")
-    responder = NoiseResponder(coordinator, b"t")
-    responder.read_message(initiator.write_message())
-    initiator.read_message(responder.write_message())
-    responder.read_message(initiator.write_message(b""))
-    a_to_b: asyncio.Queue[bytes] = asyncio.Queue()
-    b_to_a: asyncio.Queue[bytes] = asyncio.Queue()
-    agent = SecureChannel(initiator.transport(), a_to_b.put, b_to_a.get)
-    server = SecureChannel(responder.transport(), b_to_a.put, a_to_b.get)
+    agent, server, a_to_b = _channels()
     big = ResultMsg(task_id="t", attempt=1, status="completed", result="y" * 900_000)
     await agent.send(big)
     assert a_to_b.qsize() > 1  # really split across several Noise frames

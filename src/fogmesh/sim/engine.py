@@ -152,6 +152,18 @@ def _temp_marks(pspec: DevicePowerSpec, tspec: ThermalSpec) -> tuple[float, ...]
     return tuple(sorted(_TEMP_MARKS | extra))
 
 
+def _next_level(marks: Sequence[float], value: float, step: float, rising: bool) -> float:
+    """The next level worth a refresh from ``value`` moving up (``rising``) or down: ``step``
+    away, or the nearest of the sorted ``marks`` (levels a rule reads) before that."""
+    if rising:
+        target = value + step
+        i = bisect_right(marks, value + _EPS)
+        return marks[i] if i < len(marks) and marks[i] < target else target
+    target = value - step
+    i = bisect_left(marks, value - _EPS) - 1
+    return marks[i] if i >= 0 and marks[i] > target else target
+
+
 class Simulation:
     """One policy over one scenario. ``run()`` once; the result is deterministic per seed."""
 
@@ -381,16 +393,7 @@ class Simulation:
             ledger = dev.ledger
             soc = ledger.soc
             step = self._soc_step
-            if dev.plugged:
-                target = soc + step
-                i = bisect_right(_SOC_MARKS, soc + _EPS)
-                if i < len(_SOC_MARKS) and _SOC_MARKS[i] < target:
-                    target = _SOC_MARKS[i]
-            else:
-                target = soc - step
-                i = bisect_left(_SOC_MARKS, soc - _EPS) - 1
-                if i >= 0 and _SOC_MARKS[i] > target:
-                    target = _SOC_MARKS[i]
+            target = _next_level(_SOC_MARKS, soc, step, dev.plugged)
             if 0.0 <= target < 1.0:
                 best = time_to_soc(pspec, ledger, load, dev.plugged, dev.temp_c, target)
         watts = power_w(pspec, load)
@@ -403,16 +406,7 @@ class Simulation:
         if (ss >= _COMFORT_C or temp >= _COMFORT_C) and abs(ss - temp) > 1e-6:
             marks = self._temp_marks[dev.idx]
             step_c = self.scenario.refresh_temp_c
-            if ss > temp:
-                target_c = temp + step_c
-                i = bisect_right(marks, temp + _EPS)
-                if i < len(marks) and marks[i] < target_c:
-                    target_c = marks[i]
-            else:
-                target_c = temp - step_c
-                i = bisect_left(marks, temp - _EPS) - 1
-                if i >= 0 and marks[i] > target_c:
-                    target_c = marks[i]
+            target_c = _next_level(marks, temp, step_c, ss > temp)
             t = time_to_temp(tspec, temp, watts, target_c, dev.ambient_c)
             if t is not None and (best is None or t < best):
                 best = t

@@ -23,7 +23,7 @@ from typing import Generic, TypeVar
 
 from fogmesh.errors import FogmeshError, StoreError
 
-__all__ = ["Batcher", "next_batch"]
+__all__ = ["Batcher", "QueuedWriter", "next_batch"]
 
 ItemT = TypeVar("ItemT")
 OutT = TypeVar("OutT")
@@ -32,6 +32,8 @@ Flush = Callable[[Sequence[ItemT]], Awaitable[Sequence["OutT | FogmeshError"]]]
 
 
 QueuedT = TypeVar("QueuedT")
+EntryT = TypeVar("EntryT")
+ResultT = TypeVar("ResultT")
 
 
 async def next_batch(
@@ -56,35 +58,24 @@ async def next_batch(
     return batch, False
 
 
-class Batcher(Generic[ItemT, OutT]):
-    def __init__(
-        self,
-        flush: Flush[ItemT, OutT],
-        *,
-        max_batch: int = 2000,
-        name: str = "batch",
-        linger: float = 0.0,
-    ) -> None:
-        self._flush = flush
-        self._max_batch = max_batch
-        self._linger = linger
-        self._last_end = float("-inf")  # loop time the last commit ended
+class QueuedWriter(Generic[EntryT, ResultT]):
+    """A queue of (entry, caller's future) and the one writer coroutine that drains it (started
+    by the first call, stopped by ``close``); subclasses write the batches in ``_run``."""
+
+    def __init__(self, name: str) -> None:
         self._name = name
-        self._queue: asyncio.Queue[tuple[ItemT, asyncio.Future[OutT]] | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[EntryT, asyncio.Future[ResultT]] | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
-        self.batches = 0  # commits made (benchmarks and tests read these)
-        self.items = 0
 
-    async def submit(self, item: ItemT) -> OutT:
-        """Return ``item``'s outcome once its batch is committed; raise its error."""
+    async def _enqueue(self, entry: EntryT) -> ResultT:
         if self._closed:
             raise StoreError("store is closed")
         loop = asyncio.get_running_loop()
         if self._writer is None:
             self._writer = loop.create_task(self._run(), name=f"fogmesh-store-{self._name}")
-        future: asyncio.Future[OutT] = loop.create_future()
-        self._queue.put_nowait((item, future))
+        future: asyncio.Future[ResultT] = loop.create_future()
+        self._queue.put_nowait((entry, future))
         return await future
 
     async def close(self) -> None:
@@ -94,6 +85,31 @@ class Batcher(Generic[ItemT, OutT]):
             self._queue.put_nowait(None)
             await self._writer
             self._writer = None
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+
+class Batcher(QueuedWriter[ItemT, OutT]):
+    def __init__(
+        self,
+        flush: Flush[ItemT, OutT],
+        *,
+        max_batch: int = 2000,
+        name: str = "batch",
+        linger: float = 0.0,
+    ) -> None:
+        super().__init__(name)
+        self._flush = flush
+        self._max_batch = max_batch
+        self._linger = linger
+        self._last_end = float("-inf")  # loop time the last commit ended
+        self.batches = 0  # commits made (benchmarks and tests read these)
+        self.items = 0
+
+    async def submit(self, item: ItemT) -> OutT:
+        """Return ``item``'s outcome once its batch is committed; raise its error."""
+        return await self._enqueue(item)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -13,48 +13,27 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeAlias
 
-from fogmesh.errors import StoreError
 from fogmesh.fog.tasks import Task
 
-from ._batch import next_batch
+from ._batch import QueuedWriter, next_batch
 
 __all__ = ["GroupCommitter"]
 
-_Item: TypeAlias = "tuple[Sequence[Task], asyncio.Future[None]] | None"
 
-
-class GroupCommitter:
+class GroupCommitter(QueuedWriter[Sequence[Task], None]):
     def __init__(
         self, flush: Callable[[Sequence[Task]], Awaitable[None]], *, max_batch: int = 2000
     ) -> None:
+        super().__init__("group-commit")
         self._flush = flush
         self._max_batch = max_batch
-        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
-        self._writer: asyncio.Task[None] | None = None
-        self._closed = False
         self.batches = 0  # commits made (for benchmarks and tests)
         self.tasks = 0
 
     async def submit(self, tasks: Sequence[Task]) -> None:
         """Return once ``tasks`` are committed; raise what their commit raised."""
-        if self._closed:
-            raise StoreError("store is closed")
-        loop = asyncio.get_running_loop()
-        if self._writer is None:
-            self._writer = loop.create_task(self._run(), name="fogmesh-store-group-commit")
-        future: asyncio.Future[None] = loop.create_future()
-        self._queue.put_nowait((tasks, future))
-        await future
-
-    async def close(self) -> None:
-        """Commit what is queued, then stop the writer."""
-        self._closed = True
-        if self._writer is not None:
-            self._queue.put_nowait(None)
-            await self._writer
-            self._writer = None
+        await self._enqueue(tasks)
 
     async def _run(self) -> None:
         while True:

@@ -201,7 +201,11 @@ class CpuFilter(Filter):
                 f"of {node.cpu_cores:g}",
             )
         free = max(0.0, node.cpu_fit - used)
-        return not_now("cpu_busy", f"task needs {want:g} cores; {free:g} of {node.cpu_cap:g} free")
+        return not_now(
+            "cpu_busy",
+            f"task needs {want:g} cores; {free:g} of {node.cpu_fit:g} free "
+            f"(the policy's {node.cpu_cap:g} + {node.cpu_fit - node.cpu_cap:g} of packing)",
+        )
 
 
 class MemoryFilter(Filter):

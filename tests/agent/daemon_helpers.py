@@ -35,7 +35,12 @@ class FakeRunner:
         self.started = False
 
     async def run(
-        self, task: Task, limits: RunLimits, *, on_start: Callable[[], None] | None = None
+        self,
+        task: Task,
+        limits: RunLimits,
+        *,
+        on_start: Callable[[], None] | None = None,
+        running_cap: int | None = None,
     ) -> RunOutcome:
         self.runs.append((task.id, task.attempt, limits))
         if on_start is not None:

@@ -24,7 +24,12 @@ BIG = json.dumps({"data": "x" * (3 << 20)}).encode()
 
 class BigRunner(FakeRunner):
     async def run(
-        self, task: Task, limits: RunLimits, *, on_start: Callable[[], None] | None = None
+        self,
+        task: Task,
+        limits: RunLimits,
+        *,
+        on_start: Callable[[], None] | None = None,
+        running_cap: int | None = None,
     ) -> RunOutcome:
         if on_start is not None:
             on_start()

@@ -12,7 +12,7 @@ from pathlib import Path
 from daemon_helpers import FakeRunner, eventually, join_token, running_coordinator
 
 from fogmesh.agent.daemon import AgentConfig, AgentDaemon
-from fogmesh.agent.runner import RunLimits, RunOutcome
+from fogmesh.agent.runner import PREFETCH, RunLimits, RunOutcome
 from fogmesh.devices.emulated import EmulatedSensors, preset
 from fogmesh.fog.tasks import Task, TaskState
 
@@ -28,24 +28,44 @@ def one_core_desktop() -> EmulatedSensors:
 
 
 class GatedRunner(FakeRunner):
-    """Holds every task until released one by one; records how many ran at once."""
+    """Holds every task until released one by one; like the real runner it runs at most the
+    ``running_cap`` it is given at once (the rest wait, as in a worker's queue). Records how
+    many ran at once and how many were handed to it at once."""
 
     def __init__(self) -> None:
         super().__init__()
         self.active = 0
         self.most = 0
+        self.handed = 0
+        self.most_handed = 0
+        self.caps: list[int | None] = []
         self.gate = asyncio.Semaphore(0)
+        self.slots: asyncio.Semaphore | None = None
 
     async def run(
-        self, task: Task, limits: RunLimits, *, on_start: Callable[[], None] | None = None
+        self,
+        task: Task,
+        limits: RunLimits,
+        *,
+        on_start: Callable[[], None] | None = None,
+        running_cap: int | None = None,
     ) -> RunOutcome:
-        self.active += 1
-        self.most = max(self.most, self.active)
+        self.caps.append(running_cap)
+        if self.slots is None:
+            self.slots = asyncio.Semaphore(running_cap or 1)
+        self.handed += 1
+        self.most_handed = max(self.most_handed, self.handed)
         try:
-            await self.gate.acquire()
-            return await super().run(task, limits, on_start=on_start)
+            async with self.slots:
+                self.active += 1
+                self.most = max(self.most, self.active)
+                try:
+                    await self.gate.acquire()
+                    return await super().run(task, limits, on_start=on_start)
+                finally:
+                    self.active -= 1
         finally:
-            self.active -= 1
+            self.handed -= 1
 
 
 @contextlib.asynccontextmanager
@@ -95,6 +115,9 @@ async def test_short_tasks_queue_at_the_agent_and_run_within_its_slots(tmp_path:
             done = await service.coordinator.wait_for(task_id, timeout=10)
             assert done.state is TaskState.COMPLETED and done.attempt == 1
         assert runner.most == 1  # never more than the policy's one slot at once
+        assert set(runner.caps) == {1}  # … which the agent tells its runner
+        # Tasks that run in milliseconds may wait in a worker's queue, one per slot.
+        assert runner.most_handed <= 1 + PREFETCH
 
 
 async def test_a_queued_task_is_refused_when_its_turn_comes_too_late(tmp_path: Path) -> None:

@@ -272,7 +272,14 @@ class _Measured:
     async def close(self) -> None:
         pass
 
-    async def run(self, task: Task, limits: RunLimits, *, on_start: object = None) -> RunOutcome:
+    async def run(
+        self,
+        task: Task,
+        limits: RunLimits,
+        *,
+        on_start: object = None,
+        running_cap: int | None = None,
+    ) -> RunOutcome:
         return RunOutcome(status="completed", cpu_s=self.cpu_s)
 
     async def cancel(self, task_id: str) -> bool:

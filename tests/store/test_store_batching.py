@@ -144,3 +144,97 @@ async def test_a_lingering_batcher_writes_a_lone_call_at_once_and_gathers_a_stre
     assert await asyncio.gather(*calls) == [1, 2, 3]
     assert batches == [[0], [1, 2, 3]]
     await batcher.close()
+
+
+async def _by_id_check(store: Store, outcomes: list[Any], ids: list[str]) -> None:
+    """Every task an outcome returned equals a fresh read of it. (A batched SQL store answers
+    each report with its task as the whole batch left it; the memory store answers one call at
+    a time, so there only a task's last report is compared.)"""
+    last: dict[str, Task] = {}
+    for task_id, outcome in zip(ids, outcomes, strict=True):
+        if isinstance(outcome, Task):
+            assert outcome.id == task_id
+            last[task_id] = outcome
+            if isinstance(store, SqlStore):
+                assert outcome == await store.get_task(task_id)
+    assert last
+    for task_id, task in last.items():
+        assert task == await store.get_task(task_id)
+
+
+async def test_batched_reports_return_what_a_read_gives(store: Store, make_task: MakeTask) -> None:
+    tasks = await _placed(store, make_task, 8)
+    both, started, done, wrong_device, stale, twice, started_before, again = tasks
+    # A task with history: lost once, placed again.
+    await store.requeue(again.id, again.attempt, "lost", "gone", T0 + 1.5)
+    (replaced,) = await store.place_many([(again.id, "dev-1", again.attempt)], T0 + 1.75)
+    assert isinstance(replaced, Task) and len(replaced.history) == 2
+    await store.mark_running(started_before.id, "dev-1", started_before.attempt, T0 + 1.9)
+    missing = "01NOSUCHTASK0000000000000"
+    result = {"v": 0.1, "big": 1e300, "tiny": 5e-324, "l": [1, 2.5, "x", None, True], "s": "é"}
+    calls: list[tuple[str, Any]] = [
+        (both.id, store.mark_running(both.id, "dev-1", both.attempt, T0 + 2)),
+        (both.id, store.complete(both.id, "dev-1", both.attempt, result, T0 + 3.1)),
+        (started.id, store.mark_running(started.id, "dev-1", started.attempt, T0 + 2)),
+        (done.id, store.complete(done.id, "dev-1", done.attempt, [0.3, -0.0], 1_700_000_004)),
+        (wrong_device.id, store.complete(wrong_device.id, "dev-9", wrong_device.attempt, 1, T0)),
+        (stale.id, store.mark_running(stale.id, "dev-1", stale.attempt + 1, T0 + 2)),
+        (twice.id, store.complete(twice.id, "dev-1", twice.attempt, "first", T0 + 2)),
+        (twice.id, store.complete(twice.id, "dev-1", twice.attempt, "second", T0 + 2)),
+        (twice.id, store.mark_running(twice.id, "dev-1", twice.attempt, T0 + 2)),
+        (started_before.id, store.complete(started_before.id, "dev-1", 1, None, T0 + 2)),
+        (again.id, store.complete(again.id, "dev-1", replaced.attempt, {"n": 2}, T0 + 2)),
+        (missing, store.complete(missing, "dev-1", 1, 3, T0)),
+    ]  # fmt: skip
+    outcomes = await _settle([call for _, call in calls])
+    kinds = [type(o).__name__ if isinstance(o, BaseException) else "Task" for o in outcomes]
+    assert kinds == [
+        "Task", "Task", "Task", "Task", "StaleAttempt", "StaleAttempt", "Task",
+        "IllegalTransition", "IllegalTransition", "Task", "Task", "TaskNotFound",
+    ]  # fmt: skip
+    await _by_id_check(store, outcomes, [task_id for task_id, _ in calls])
+    if isinstance(store, SqlStore):
+        assert store._reports is not None and store._reports.batches < len(calls)
+    final = {t.id: t for t in outcomes if isinstance(t, Task)}
+    assert final[both.id].result == result and final[both.id].started_at == T0 + 2
+    assert final[done.id].started_at == final[done.id].finished_at == 1_700_000_004
+    assert final[started_before.id].started_at == T0 + 1.9
+    assert [(h.attempt, h.outcome) for h in final[again.id].history] == [
+        (1, "lost"),
+        (2, "completed"),
+    ]
+    for untouched in (wrong_device, stale):
+        assert await store.get_task(untouched.id) == untouched
+
+
+async def test_place_many_returns_what_a_read_gives(store: Store, make_task: MakeTask) -> None:
+    fresh = [make_task() for _ in range(3)]
+    lost, taken, wrong_attempt = make_task(), make_task(), make_task()
+    await store.add_tasks([*fresh, lost, taken, wrong_attempt])
+    (first,) = await store.place_many([(lost.id, "dev-1", 0)], T0 + 1)
+    assert isinstance(first, Task)
+    await store.requeue(lost.id, first.attempt, "timeout", "slow", T0 + 1.5)
+    await store.place_many([(taken.id, "dev-1", 0)], T0 + 1)
+    plan = [
+        (fresh[0].id, "dev-1", 0),
+        (fresh[1].id, "dev-2", 0),
+        (fresh[1].id, "dev-3", 0),  # the same task twice: the second line loses
+        (lost.id, "dev-2", first.attempt),
+        (taken.id, "dev-2", 0),  # no longer pending
+        (wrong_attempt.id, "dev-2", 4),
+        ("01NOSUCHTASK0000000000000", "dev-2", 0),
+        (fresh[2].id, "dev-3", 0),
+    ]
+    outcomes = await store.place_many(plan, 1_700_000_002)  # an int time, stored as a float
+    kinds = [type(o).__name__ if isinstance(o, BaseException) else "Task" for o in outcomes]
+    assert kinds == [
+        "Task", "Task", "StaleAttempt", "Task", "StaleAttempt", "StaleAttempt", "TaskNotFound",
+        "Task",
+    ]  # fmt: skip
+    await _by_id_check(store, list(outcomes), [task_id for task_id, _, _ in plan])
+    placed = {t.id: t for t in outcomes if isinstance(t, Task)}
+    assert [(h.attempt, h.device_id, h.outcome) for h in placed[lost.id].history] == [
+        (1, "dev-1", "timeout"),
+        (2, "dev-2", None),
+    ]
+    assert placed[fresh[1].id].assigned_device == "dev-2"

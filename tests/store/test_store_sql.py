@@ -32,7 +32,7 @@ from fogmesh.store import (
     normalise_url,
     open_store,
 )
-from fogmesh.store.schema import METADATA
+from fogmesh.store.schema import METADATA, task_attempts, tasks
 
 MakeTask = Callable[..., Task]
 T0 = 1_700_000_000.0
@@ -204,6 +204,68 @@ async def test_two_stores_racing_on_one_database_complete_each_task_once(
         assert final.state is TaskState.COMPLETED
         assert final.result == wins[t.id][0] == final.assigned_device
         assert [h.attempt for h in final.history] == [1]
+
+
+async def test_a_batch_that_waited_for_another_writer_returns_that_writers_history(
+    sql_backend: Any, make_task: MakeTask
+) -> None:
+    """Another coordinator re-places a task (new attempt row) and commits while a report for the
+    new attempt waits for its lock: the returned task must include the attempt it wrote. (On
+    PostgreSQL a locking read that waited returns the new version of the row it locked, but
+    joined rows of other tables as its snapshot had them: the lock must come before the read.)"""
+    store = await sql_backend.open()
+    other = await sql_backend.open()
+    task = make_task()
+    await store.add_tasks([task])
+    (placed,) = await store.place_many([(task.id, "dev-1", 0)], T0 + 1)
+    assert isinstance(placed, Task)
+    report: asyncio.Task[Task] | None = None
+    async with other._write() as conn:
+        await conn.execute(
+            tasks.update().where(tasks.c.id == task.id).values(attempt=2, scheduled_at=T0 + 2)
+        )
+        await conn.execute(
+            task_attempts.update()
+            .where(task_attempts.c.task_id == task.id)
+            .values(ended_at=T0 + 2, outcome="lost", reason="gone")
+        )
+        await conn.execute(
+            task_attempts.insert().values(
+                task_id=task.id, attempt=2, device_id="dev-1", placed_at=T0 + 2
+            )
+        )
+        report = asyncio.create_task(store.complete(task.id, "dev-1", 2, "ok", T0 + 3))
+        await asyncio.sleep(0.3)  # the report is now waiting for the row (or database) lock
+        assert not report.done()
+    done = await report
+    assert done == await store.get_task(task.id)
+    assert [(h.attempt, h.outcome) for h in done.history] == [(1, "lost"), (2, "completed")]
+
+
+async def test_a_batch_whose_updates_miss_the_locked_read_is_undone(
+    sql_backend: Any, make_task: MakeTask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The returned tasks are built from the locked read; should the conditional UPDATEs ever
+    match fewer rows than it promised, the batch fails whole (where the driver counts them)."""
+    store = await sql_backend.open()
+    if not store._engine.dialect.supports_sane_multi_rowcount:
+        pytest.skip("the driver does not count the rows of an executemany")
+    task, other = make_task(), make_task()
+    await store.add_tasks([task, other])
+    (placed,) = await store.place_many([(task.id, "dev-1", 0)], T0 + 1)
+    assert isinstance(placed, Task)
+    real = SqlStore._locked_tasks
+
+    async def stale(self: SqlStore, conn: Any, ids: set[str]) -> dict[str, Task]:
+        view = await real(self, conn, ids)
+        return {**view, task.id: task}  # says pending, attempt 0: no longer true
+
+    monkeypatch.setattr(SqlStore, "_locked_tasks", stale)
+    with pytest.raises(StoreError, match="matched 1 of 2"):
+        await store.place_many([(task.id, "dev-2", 0), (other.id, "dev-2", 0)], T0 + 2)
+    monkeypatch.undo()
+    assert await store.get_task(task.id) == placed
+    assert (await store.get_task(other.id)).state is TaskState.PENDING
 
 
 # -- open_store -----------------------------------------------------------------------------

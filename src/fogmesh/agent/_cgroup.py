@@ -1,10 +1,13 @@
 """CPU caps through cgroups, when this process may create and write a child group.
 
 Layout: ``<own cgroup>/fogmesh-<pid>-<token>/w<slot>``, one slot per warm worker. The worker
-process is moved into its slot once, when it starts; the task processes it forks inherit the
-slot, so no task pays for a cgroup migration (on v1 that costs ~10–30 ms: it waits for an RCU
-grace period). The runner rewrites the slot's quota before it hands each task over. The idle
-worker shares the slot with its task, but it only sleeps in ``select`` while the task runs.
+moves each task process it forks into its slot before handing it any work (a python task
+process once, as it is kept for later tasks; a command before it execs); the worker itself
+stays outside, so its own bookkeeping — a few hundred microseconds per task — is never charged
+to a task's cap (it was, when the worker lived in its slot: a 0.1-core tiny task then spent
+most of its allowance on its supervisor, and the slot stalled for the rest of each period). A
+migration costs ~0.3–1 ms here (more on some v1 kernels, waiting for an RCU grace period).
+The runner rewrites the slot's quota before it hands each task over.
 
 Whether this works is decided at run time: root on a v1 host (``cpu.cfs_quota_us``), or a
 delegated v2 subtree (``cpu.max``). Anything else returns ``None`` and the runner falls back to
@@ -134,8 +137,12 @@ class CpuCgroup:
         return path
 
     def attach(self, index: int, pid: int) -> None:
-        """Move process ``pid`` (a warm worker) into slot ``index``."""
-        (self.slot(index) / "cgroup.procs").write_text(str(pid))
+        """Move process ``pid`` into slot ``index``."""
+        self.procs_file(index).write_text(str(pid))
+
+    def procs_file(self, index: int) -> Path:
+        """The file that moves a process into slot ``index`` (made on first use)."""
+        return self.slot(index) / "cgroup.procs"
 
     def set_cores(self, index: int, cores: float | None) -> None:
         """Cap slot ``index`` at ``cores`` CPUs (None = uncapped)."""

@@ -15,6 +15,7 @@ import msgspec
 __all__ = [
     "HEADER",
     "MAX_FRAME",
+    "TASK_GROUP_ENV",
     "Done",
     "Exit",
     "FrameBuffer",
@@ -32,6 +33,8 @@ __all__ = [
 
 HEADER: Final = struct.Struct(">I")
 MAX_FRAME: Final = 256 << 20  # bigger results are refused in the worker long before this
+# Environment variable naming the cgroup.procs file a worker puts its task processes in.
+TASK_GROUP_ENV: Final = "FOGMESH_TASK_CGROUP"
 
 
 class Run(msgspec.Struct, tag="run", kw_only=True):

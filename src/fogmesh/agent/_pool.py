@@ -12,6 +12,7 @@ from typing import Final
 from fogmesh.agent._ipc import (
     HEADER,
     MAX_FRAME,
+    TASK_GROUP_ENV,
     Exit,
     Ready,
     ToRunner,
@@ -45,10 +46,17 @@ class Worker:
         self.healthy = True
 
     @classmethod
-    async def spawn(cls, index: int, preload: tuple[str, ...]) -> Worker:
+    async def spawn(
+        cls, index: int, preload: tuple[str, ...], task_group: str | None = None
+    ) -> Worker:
+        """Start worker ``index``; ``task_group`` is the cgroup.procs file its task processes
+        go in (their CPU cap), if the runner caps through cgroups."""
         env = dict(os.environ)
         for key, value in _THREAD_ENV.items():
             env.setdefault(key, value)
+        env.pop(TASK_GROUP_ENV, None)
+        if task_group is not None:
+            env[TASK_GROUP_ENV] = task_group
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

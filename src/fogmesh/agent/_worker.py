@@ -1,5 +1,8 @@
 """A warm worker: imports once, then runs tasks in forked processes it supervises.
 
+Tasks run one at a time, in the order they arrive; the runner may send the next one before the
+current one ends (it waits in ``pending``, and a ``Kill`` for it answers it unstarted).
+
 Run as ``python -m fogmesh.agent._worker [preload-module ...]`` by the runner, which talks to it
 over stdin/stdout frames (``_ipc``). The worker never runs task code itself, so it never carries
 a task's limits or leftovers; it forks a *task process* that inherits its already-imported
@@ -36,6 +39,7 @@ import msgspec
 
 from fogmesh.agent._dutycycle import TICK_S, DutyCycle, process_cpu_seconds
 from fogmesh.agent._ipc import (
+    TASK_GROUP_ENV,
     Done,
     Exit,
     FrameBuffer,
@@ -78,10 +82,28 @@ class _Resident:
                     os.close(fd)
 
 
+class _CapFailed(OSError):
+    """A task process could not be put under its CPU cap (it is killed, never run)."""
+
+
+def _join_group(procs: str | None, pid: int) -> None:
+    """Move task process ``pid`` into the slot's CPU cgroup (``procs``: its cgroup.procs)."""
+    if procs is None:
+        return
+    try:
+        with open(procs, "w") as f:
+            f.write(str(pid))
+    except OSError as exc:
+        raise _CapFailed(f"cannot put the task process under its CPU cap: {exc}") from exc
+
+
 class _Zygote:
-    def __init__(self, fd_in: int, fd_out: int) -> None:
+    def __init__(self, fd_in: int, fd_out: int, task_group: str | None = None) -> None:
         self.fd_in = fd_in
         self.fd_out = fd_out
+        # cgroup.procs of this worker's slot: task processes run there, capped; the worker
+        # itself stays outside, so its bookkeeping never eats into a task's CPU allowance.
+        self.task_group = task_group
         self.frames = FrameBuffer()
         self.pending: list[ToWorker] = []
         self.functions: dict[tuple[str, str], Callable[..., Any]] = {}
@@ -111,12 +133,36 @@ class _Zygote:
                         return
                 msg = self.pending.pop(0)
                 if isinstance(msg, Run):
-                    write_frame(self.fd_out, self._run(msg))
+                    write_frame(self.fd_out, self._cancelled(msg) or self._run(msg))
                 elif isinstance(msg, Exit):
                     return
                 # a Kill for a task that already finished: nothing to do
         finally:
             self._retire()
+
+    def answer_cancelled(self) -> None:
+        """Answer at once each queued task whose Kill has arrived (while another one runs)."""
+        killed = {m.id for m in self.pending if isinstance(m, Kill)}
+        if not killed:
+            return
+        for queued in [m for m in self.pending if isinstance(m, Run) and m.id in killed]:
+            self.pending = [
+                m
+                for m in self.pending
+                if m is not queued and not (isinstance(m, Kill) and m.id == queued.id)
+            ]
+            write_frame(self.fd_out, self._cancelled_reply(queued))
+
+    def _cancelled_reply(self, msg: Run) -> Done:
+        return fail(msg, "cancelled", "cancelled", "cancelled before it started")
+
+    def _cancelled(self, msg: Run) -> Done | None:
+        """A task killed while it waited here behind another: answered, never started."""
+        for queued in self.pending:
+            if isinstance(queued, Kill) and queued.id == msg.id:
+                self.pending.remove(queued)
+                return self._cancelled_reply(msg)
+        return None
 
     # ---- one task ----------------------------------------------------------------------
 
@@ -140,6 +186,9 @@ class _Zygote:
                 return fail(msg, "failed", "import_error", f"{type(exc).__name__}: {exc}")
             try:
                 return self._run_python(msg)
+            except _CapFailed as exc:
+                self._retire()
+                return fail(msg, "failed", "cpu_cap_failed", str(exc))
             except OSError as exc:  # out of processes or fds: this task fails, the worker lives
                 self._retire()
                 return fail(msg, "failed", "fork_failed", str(exc))
@@ -182,7 +231,15 @@ class _Zygote:
         os.close(report_w)
         with contextlib.suppress(OSError):
             os.setpgid(pid, pid)  # the child does it too; whichever runs first wins
-        return _Resident(pid, cmd_w, report_r)
+        res = _Resident(pid, cmd_w, report_r)
+        try:
+            # Before it is sent any task: it only waits for commands until then.
+            _join_group(self.task_group, pid)
+        except _CapFailed:
+            self.resident = res
+            self._retire()
+            raise
+        return res
 
     def _run_python(self, msg: Run) -> Done:
         if self.resident is not None and self.resident.tasks >= _MAX_TASKS:
@@ -224,11 +281,15 @@ class _Zygote:
 
     def _run_command(self, msg: Run) -> Done:
         pipes: list[int] = []
+        capped = self.task_group is not None
         try:
             report_r, report_w = os.pipe()
             out_r, out_w = os.pipe()
             err_r, err_w = os.pipe()
             pipes += (report_r, report_w, out_r, out_w, err_r, err_w)
+            if capped:  # the child waits on it until it is under its cap
+                go_r, go_w = os.pipe()
+                pipes += (go_r, go_w)
             t0 = time.monotonic()
             pid = os.fork()
         except OSError as exc:
@@ -236,6 +297,11 @@ class _Zygote:
                 os.close(fd)
             return fail(msg, "failed", "fork_failed", str(exc))
         if pid == 0:
+            if capped:
+                os.close(go_w)
+                if not os.read(go_r, 1):  # end of file: the parent could not cap us
+                    os._exit(70)
+                os.close(go_r)
             child_entry(
                 lambda: command_main(
                     (self.fd_in, self.fd_out), msg, report_r, report_w, out_w, err_w
@@ -245,6 +311,21 @@ class _Zygote:
             os.close(fd)
         with contextlib.suppress(OSError):
             os.setpgid(pid, pid)
+        if capped:
+            os.close(go_r)
+            try:
+                _join_group(self.task_group, pid)
+            except _CapFailed as exc:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+                os.close(go_w)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
+                for fd in (report_r, out_r, err_r):
+                    os.close(fd)
+                return fail(msg, "failed", "cpu_cap_failed", str(exc))
+            os.write(go_w, b"x")
+            os.close(go_w)
         write_frame(self.fd_out, Started(id=msg.id, pid=pid, at=time.monotonic()))
         pidfd = -1
         if hasattr(os, "pidfd_open"):
@@ -312,6 +393,7 @@ class _Supervision:
                 z.exiting = True
                 self.kill("runner_closed")
         z.pending = [m for m in z.pending if not (isinstance(m, Kill) and m.id == self.msg.id)]
+        z.answer_cancelled()
 
     def run(self) -> None:
         self.check_messages()
@@ -464,7 +546,7 @@ def main(argv: list[str] | None = None) -> None:
             importlib.import_module(name)
     gc.freeze()
     os.write(fd_out, encode(Ready(pid=os.getpid())))
-    _Zygote(fd_in, fd_out).serve()
+    _Zygote(fd_in, fd_out, os.environ.pop(TASK_GROUP_ENV, None) or None).serve()
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import msgspec
 
 from fogmesh.agent.link import AgentCredentials, Link, LinkRefused, open_link
-from fogmesh.agent.runner import RunLimits, RunOutcome
+from fogmesh.agent.runner import PREFETCH, PREFETCH_MAX_S, RunLimits, RunOutcome
 from fogmesh.clock import Clock, WallClock
 from fogmesh.devices.model import DeviceProfile
 from fogmesh.devices.sensors import SensorSource, sensor_source_from_env
@@ -67,6 +67,10 @@ log = logging.getLogger(__name__)
 ARTEFACT_CHUNK = 256 << 10  # bytes of a big result per message (a few Noise frames each)
 _SEND_BATCH = 256  # messages the sender takes from its queue at once
 _START_HOLD_S = 0.005  # how long a lone "started" notice waits for its result
+# While tasks are running, a frame follows the previous one by at least this much: results of
+# tiny tasks then travel a few to a frame, and the coordinator wakes, decrypts and commits once
+# for them all. A lone result (nothing else running, or none sent lately) goes at once.
+_SEND_LINGER_S = 0.002
 
 Key = tuple[str, int]  # (task id, attempt): one lease
 
@@ -77,7 +81,12 @@ class Runner(Protocol):
     async def start(self) -> None: ...
     async def close(self) -> None: ...
     async def run(
-        self, task: Task, limits: RunLimits, *, on_start: Callable[[], None] | None = None
+        self,
+        task: Task,
+        limits: RunLimits,
+        *,
+        on_start: Callable[[], None] | None = None,
+        running_cap: int | None = None,
     ) -> RunOutcome: ...
     async def cancel(self, task_id: str) -> bool: ...
     def capabilities(self) -> dict[str, Any]: ...
@@ -100,7 +109,12 @@ class AgentConfig:
     reading_max_age: float = 0.25
     # Short tasks the coordinator may lease beyond the policy's concurrent-task limit, per slot;
     # they wait here and start as slots free up (the scheduler's NodeView.queue_cap).
-    queued_per_slot: int = 16  # the most the coordinator may queue here; it decides how many
+    queued_per_slot: int = 32  # the most the coordinator may queue here; it decides how many
+    # While this device's recent tasks have run in at most this long (a moving average), a
+    # short queued task may be handed to a busy worker to start the moment the task ahead of it
+    # ends (runner.PREFETCH). It then starts without a policy check of its own, so this stays
+    # well below reading_max_age, the staleness already allowed. 0 turns it off.
+    prefetch_below_s: float = 0.05
     model_fetch_timeout: float = 300.0  # a model the agent lacks must arrive within this
 
 
@@ -183,6 +197,8 @@ class AgentDaemon:
         self._fetches: dict[str, asyncio.Future[Path]] = {}  # model id → its transfer's end
         self._receivers: dict[str, Any] = {}  # transfer id → edge.transfer.ModelReceiver
         self._executing = 0  # tasks holding a slot (the rest of _running wait for one)
+        self._executing_long = 0  # … of which not short enough to wait in a worker's queue
+        self._ran_s: float | None = None  # moving average of completed tasks' run time
         self._slot_free = asyncio.Event()
         self._server_interval = config.heartbeat
         self._seq = 0
@@ -374,8 +390,13 @@ class AgentDaemon:
     async def _sender(self, link: Link, outgoing: asyncio.Queue[Message]) -> None:
         """Sends the session's notices and results in order; what queued up meanwhile goes in
         one frame (a burst of tiny tasks' "started"s and results)."""
+        loop = asyncio.get_running_loop()
+        last_sent = float("-inf")
         while True:
             batch = [await outgoing.get()]
+            linger = last_sent + _SEND_LINGER_S - loop.time()
+            if linger > 0 and self._executing:
+                await asyncio.sleep(linger)
             while not outgoing.empty() and len(batch) < _SEND_BATCH:
                 batch.append(outgoing.get_nowait())
             if all(isinstance(m, Started) for m in batch):
@@ -389,6 +410,7 @@ class AgentDaemon:
                     batch.append(outgoing.get_nowait())
             try:
                 await link.channel.send_many(without_overtaken_starts(batch))
+                last_sent = loop.time()
             except (FogmeshError, OSError) as exc:
                 # Results stay in the outbox and are sent again on the next session.
                 log.info("send failed, will retry after reconnecting: %s", exc)
@@ -454,9 +476,18 @@ class AgentDaemon:
             return f"{optimization.power_mode.value}: {texts}"
         return None
 
-    async def _take_slot(self) -> str | None:
+    def _slot_cap(self, optimization: ResourceOptimization | None) -> int:
+        return max(1, optimization.max_concurrent_tasks if optimization is not None else 1)
+
+    async def _take_slot(self, short: bool) -> str | None:
         """Wait for one of the policy's concurrent-task slots; a refusal reason instead if the
-        policy forbids work by the time a queued task's turn comes."""
+        policy forbids work by the time a queued task's turn comes.
+
+        While only short tasks hold the slots and recent tasks ran in milliseconds
+        (``prefetch_below_s``), each slot may take ``PREFETCH`` more short ones: they wait in
+        the runner's worker queues (the runner still runs at most the policy's number at once),
+        so a slot does not idle while this process hands back a result and sends the next
+        task."""
         waited = False
         while True:
             optimization = self._optimization
@@ -465,22 +496,33 @@ class AgentDaemon:
                 reason = self._policy_refusal(optimization)
                 if reason is not None:
                     return reason
-            cap = optimization.max_concurrent_tasks if optimization is not None else 1
-            if self._executing < max(1, cap):
+            cap = self._slot_cap(optimization)
+            if short and self._executing_long == 0 and self._prefetching():
+                cap *= 1 + PREFETCH
+            if self._executing < cap:
                 self._executing += 1
+                if not short:
+                    self._executing_long += 1
                 return None
             waited = True
             self._slot_free.clear()
             await self._slot_free.wait()
 
-    def _release_slot(self) -> None:
+    def _prefetching(self) -> bool:
+        ran = self._ran_s
+        return ran is not None and ran <= self.config.prefetch_below_s
+
+    def _release_slot(self, short: bool) -> None:
         self._executing -= 1
+        if not short:
+            self._executing_long -= 1
         self._slot_free.set()
 
     async def _execute(self, task: Task, limits: RunLimits) -> None:
         key = (task.id, task.attempt)
+        short = task.resources.estimated_duration <= PREFETCH_MAX_S
         try:
-            reason = await self._take_slot()
+            reason = await self._take_slot(short)
         except BaseException:
             self._running.pop(key, None)
             raise
@@ -500,7 +542,7 @@ class AgentDaemon:
                 return
             await self._run_task(task, limits)
         finally:
-            self._release_slot()
+            self._release_slot(short)
 
     # -- models over the link -------------------------------------------------------------------
     def model_cache(self) -> Any:
@@ -591,7 +633,9 @@ class AgentDaemon:
             notice.add_done_callback(pending_sends.discard)
 
         try:
-            outcome = await self.runner.run(task, limits, on_start=started)
+            outcome = await self.runner.run(
+                task, limits, on_start=started, running_cap=self._slot_cap(self._optimization)
+            )
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a runner bug must still end the lease with a report
@@ -599,6 +643,9 @@ class AgentDaemon:
             outcome = RunOutcome(status="failed", error={"code": "agent_error", "reason": str(exc)})
         finally:
             self._running.pop(key, None)
+        if outcome.status == "completed":
+            ran, last = outcome.wall_s, self._ran_s
+            self._ran_s = ran if last is None else last + 0.2 * (ran - last)
         artefact: ArtefactRef | None = None
         if outcome.artefact is not None:
             # Too big to travel inline: the bytes go ahead in chunks, the result names them.

@@ -300,9 +300,14 @@ class MeteredRunner:
         await self.inner.close()
 
     async def run(
-        self, task: Task, limits: RunLimits, *, on_start: Callable[[], None] | None = None
+        self,
+        task: Task,
+        limits: RunLimits,
+        *,
+        on_start: Callable[[], None] | None = None,
+        running_cap: int | None = None,
     ) -> RunOutcome:
-        outcome = await self.inner.run(task, limits, on_start=on_start)
+        outcome = await self.inner.run(task, limits, on_start=on_start, running_cap=running_cap)
         self.sensors.record_work(outcome.cpu_s)
         return outcome
 

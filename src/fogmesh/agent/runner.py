@@ -15,6 +15,13 @@ How limits are enforced (docs/runner.md has the full story):
   may add to the address space it inherited from the warm worker;
 * wall clock: the worker kills the task's process group at the deadline; the runner kills and
   replaces the whole worker if the worker itself stops answering.
+
+A worker runs one task at a time. A *short* task (estimated at most ``PREFETCH_MAX_S``) may be
+handed to a worker busy with another short one, to wait in the worker's own queue
+(``PREFETCH`` deep): it then starts the moment the one ahead ends, without waiting for this
+process to read the result and send the next task — on a loaded device that hand-back costs
+more than a tiny task itself. Tasks running at once never exceed the ``running_cap`` the
+caller passes (the device policy's concurrent tasks).
 """
 
 from __future__ import annotations
@@ -33,12 +40,20 @@ import msgspec
 
 from fogmesh.agent._cgroup import CpuCgroup
 from fogmesh.agent._dutycycle import process_cpu_seconds
-from fogmesh.agent._ipc import Done, Kill, Run, Started
+from fogmesh.agent._ipc import Done, Kill, Ready, Run, Started
 from fogmesh.agent._pool import Worker
 from fogmesh.errors import DeviceError
 from fogmesh.fog.tasks import CommandPayload, ModelPayload, PythonPayload, Task
 
-__all__ = ["LIMITERS", "RunLimits", "RunOutcome", "RunnerConfig", "TaskRunner"]
+__all__ = [
+    "LIMITERS",
+    "PREFETCH",
+    "PREFETCH_MAX_S",
+    "RunLimits",
+    "RunOutcome",
+    "RunnerConfig",
+    "TaskRunner",
+]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +62,8 @@ _BACKSTOP_S: Final = 5.0  # extra wall time before the runner stops trusting a w
 _INFER: Final = ("fogmesh.agent.workloads.inference", "run_model")
 _MAX_CORES: Final = 1024.0  # same bound as TaskResources validation; also rules out inf/NaN
 _MAX_TIMEOUT_S: Final = 7 * 24 * 3600.0
+PREFETCH: Final = 4  # short tasks a busy worker may hold queued behind the one it runs
+PREFETCH_MAX_S: Final = 2.0  # "short": estimated at most this long (the scheduler's queue rule)
 
 
 class RunLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -98,13 +115,56 @@ _DUTY_FLOOR_CORES = 0.05
 
 
 class _Active:
-    __slots__ = ("cancelled", "cores", "wakeup", "worker")
+    __slots__ = ("cancelled", "cores", "worker")
 
     def __init__(self, cores: float = 0.0) -> None:
         self.cancelled = False
         self.cores = cores  # the CPU it may use (its cap once running)
-        self.wakeup = asyncio.Event()
         self.worker: Worker | None = None
+
+
+class _WorkerLost(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _Flight:
+    """A task handed to a worker: it runs there, or waits in the worker's queue."""
+
+    __slots__ = ("budget_s", "done", "entry", "msg", "on_start", "short", "started")
+
+    def __init__(
+        self,
+        msg: Run,
+        entry: _Active,
+        on_start: Callable[[], None] | None,
+        short: bool,
+        budget_s: float,
+    ) -> None:
+        self.msg = msg
+        self.entry = entry
+        self.on_start = on_start
+        self.short = short
+        self.budget_s = budget_s  # how long it may take before the worker is presumed hung
+        self.started: Started | None = None
+        self.done: asyncio.Future[Done] = asyncio.get_running_loop().create_future()
+
+
+class _Lane:
+    """One worker process and the tasks handed to it, in order (the first one runs)."""
+
+    __slots__ = ("caps", "flights", "reader", "worker")
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.flights: dict[str, _Flight] = {}
+        self.caps: tuple[float, float | None] | None = None  # cgroup caps last written
+        self.reader: asyncio.Task[None] | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.worker.healthy and self.worker.proc.returncode is None
 
 
 class TaskRunner:
@@ -118,12 +178,15 @@ class TaskRunner:
             raise DeviceError("workers must be ≥ 1")
         self.limiter = "none"
         self._cgroup: CpuCgroup | None = None
-        self._idle: asyncio.Queue[Worker] = asyncio.Queue()
         self._workers: dict[int, Worker] = {}
+        self._lanes: dict[int, _Lane] = {}
+        self._room = asyncio.Event()  # set (and replaced) whenever a worker may take a task
         self._active: dict[str, _Active] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._started = False
         self._closed = False
+        self._closing = False  # shutting down (closed, or a failed start): no replacements
+        self._ncpu = os.cpu_count() or 1
         self._start_lock = asyncio.Lock()
 
     # ---- lifecycle ---------------------------------------------------------------------
@@ -133,6 +196,7 @@ class TaskRunner:
             if self._started or self._closed:
                 return
             self.limiter = self._choose_limiter()
+            self._closing = False
             try:
                 workers = await asyncio.gather(
                     *(self._spawn(i) for i in range(self.config.workers)),
@@ -141,8 +205,7 @@ class TaskRunner:
                 errors = [w for w in workers if isinstance(w, BaseException)]
                 for w in workers:
                     if isinstance(w, Worker):
-                        self._workers[w.index] = w
-                        self._idle.put_nowait(w)
+                        self._add_lane(w)
                 if errors:
                     raise DeviceError(f"could not start the worker pool: {errors[0]}")
             except BaseException:
@@ -151,14 +214,13 @@ class TaskRunner:
             self._started = True
 
     async def _spawn(self, index: int) -> Worker:
-        worker = await Worker.spawn(index, self.config.preload)
+        group: str | None = None
         if self._cgroup is not None:
             try:
-                self._cgroup.attach(index, worker.pid)
+                group = str(self._cgroup.procs_file(index))
             except OSError as exc:
-                await worker.kill()
-                raise DeviceError(f"could not move worker {index} into its cgroup: {exc}") from exc
-        return worker
+                raise DeviceError(f"could not make the cgroup of worker {index}: {exc}") from exc
+        return await Worker.spawn(index, self.config.preload, task_group=group)
 
     def _choose_limiter(self) -> str:
         wanted = self.config.cpu_limiter
@@ -179,15 +241,24 @@ class TaskRunner:
         await self._shutdown()
 
     async def _shutdown(self) -> None:
+        self._closing = True
         for entry in self._active.values():
             entry.cancelled = True
-            entry.wakeup.set()
+        self._notify()
         for bg in list(self._background):
             bg.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         workers = list(self._workers.values())
+        readers = [lane.reader for lane in self._lanes.values() if lane.reader is not None]
         self._workers.clear()
         await asyncio.gather(*(w.stop(grace_s=2.0) for w in workers), return_exceptions=True)
+        if readers:
+            # Each reader ends at its worker's end of file, after routing its last replies
+            # (a task stopped by the shutdown reports "cancelled").
+            _, stuck = await asyncio.wait(readers, timeout=2.0)
+            for reader in stuck:
+                reader.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
         if self._cgroup is not None:
             self._cgroup.remove()
             self._cgroup = None
@@ -266,8 +337,13 @@ class TaskRunner:
         limits: RunLimits,
         *,
         on_start: Callable[[], None] | None = None,
+        running_cap: int | None = None,
     ) -> RunOutcome:
-        """Run ``task`` under ``limits``; every failure comes back as a ``RunOutcome``."""
+        """Run ``task`` under ``limits``; every failure comes back as a ``RunOutcome``.
+
+        ``running_cap``: the most tasks this runner may run at once, this one included (the
+        device policy's concurrent tasks); None = one per worker.
+        """
         called = time.monotonic()
         if self._closed:
             return _refused("runner_closed", "the runner is closed")
@@ -291,26 +367,54 @@ class TaskRunner:
         except DeviceError as exc:
             return _refused("runner_unavailable", exc.reason)
         entry = self._active[task.id] = _Active(limits.cpu_cores)
+        short = task.resources.estimated_duration <= PREFETCH_MAX_S
+        cap = len(self._workers) if running_cap is None else max(1, running_cap)
         try:
-            return await self._dispatch(prepared, limits, entry, called, on_start)
+            return await self._dispatch(prepared, limits, entry, called, on_start, short, cap)
         finally:
             del self._active[task.id]
 
-    async def _acquire(self, entry: _Active) -> Worker | None:
-        getter = asyncio.ensure_future(self._idle.get())
-        waiter = asyncio.ensure_future(entry.wakeup.wait())
-        try:
-            await asyncio.wait({getter, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
-            if not getter.done():
-                getter.cancel()
-        worker = getter.result() if getter.done() and not getter.cancelled() else None
-        if entry.cancelled:
-            if worker is not None:
-                self._idle.put_nowait(worker)
-            return None
-        return worker
+    def _notify(self) -> None:
+        """Wake the tasks waiting for a worker: one may now take it (or was cancelled)."""
+        self._room.set()
+        self._room = asyncio.Event()
+
+    def _pick(
+        self, short: bool, running_cap: int, caps: tuple[float, float | None]
+    ) -> _Lane | None:
+        busy = 0
+        idle: _Lane | None = None
+        queue: _Lane | None = None
+        for lane in self._lanes.values():
+            if not lane.open:
+                continue
+            n = len(lane.flights)
+            if n == 0:
+                if idle is None:
+                    idle = lane
+                continue
+            busy += 1
+            if (
+                short
+                and n <= PREFETCH
+                and (queue is None or n < len(queue.flights))
+                and (self._cgroup is None or lane.caps == caps)
+                and all(f.short for f in lane.flights.values())
+            ):
+                queue = lane
+        if idle is not None and busy < running_cap:
+            return idle
+        return queue
+
+    async def _acquire(
+        self, entry: _Active, short: bool, running_cap: int, caps: tuple[float, float | None]
+    ) -> _Lane | None:
+        while not entry.cancelled and not self._closed:
+            lane = self._pick(short, running_cap, caps)
+            if lane is not None:
+                return lane
+            await self._room.wait()
+        return None
 
     async def _dispatch(
         self,
@@ -319,90 +423,154 @@ class TaskRunner:
         entry: _Active,
         called: float,
         on_start: Callable[[], None] | None,
+        short: bool,
+        running_cap: int,
     ) -> RunOutcome:
-        worker = await self._acquire(entry)
-        if worker is None:
-            reason = "runner closed" if self._closed else "cancelled before it started"
-            return RunOutcome(status="cancelled", error={"code": "cancelled", "reason": reason})
-        limiter = self._apply_cpu(worker, msg, limits, entry)
-        msg.timeout_s = limits.timeout_s
-        msg.mem_bytes = None if limits.memory_mb is None else limits.memory_mb << 20
-        msg.max_capture = self.config.max_artefact_bytes
-        msg.keep = self.config.reuse_task_process
-        entry.worker = worker
-        started: Started | None = None
-        done: Done | None = None
-        try:
-            worker.send(msg)
-            await worker.drain()
-            async with asyncio.timeout(limits.timeout_s + _BACKSTOP_S):
-                while done is None:
-                    reply = await worker.recv()
-                    if isinstance(reply, Started) and reply.id == msg.id:
-                        started = reply
-                        if entry.cancelled:  # cancel() ran before the worker had forked
-                            worker.send(Kill(id=msg.id, reason="cancelled"))
-                        if on_start is not None:
-                            try:
-                                on_start()
-                            except Exception:  # the caller's hook must not strand the task
-                                log.exception("on_start hook failed for %s", msg.id)
-                    elif isinstance(reply, Done) and reply.id == msg.id:
-                        done = reply
-        except TimeoutError:
-            done = Done(
-                id=msg.id,
-                status="timeout",
-                error={"code": "timeout", "reason": "worker stopped answering; replaced"},
-            )
-            worker.healthy = False
-        except (asyncio.IncompleteReadError, BrokenPipeError, ConnectionError, ValueError) as exc:
-            done = Done(
-                id=msg.id,
-                status="failed",
-                error={"code": "worker_lost", "reason": f"worker process failed: {exc!r}"},
-            )
-            worker.healthy = False
-        finally:
-            entry.worker = None
-            if done is None:
-                # Interrupted mid-task (the caller was cancelled): the worker may still be busy
-                # with it, so it is replaced rather than handed the next task.
-                worker.healthy = False
-            self._release(worker)
-        return self._outcome(done, limiter, called, started)
+        caps = (limits.cpu_cores, limits.device_cpu_cores)
+        while True:
+            lane = await self._acquire(entry, short, running_cap, caps)
+            if lane is None:
+                reason = "runner closed" if self._closed else "cancelled before it started"
+                return RunOutcome(status="cancelled", error={"code": "cancelled", "reason": reason})
+            limiter = self._apply_cpu(lane, msg, limits, entry)
+            msg.timeout_s = limits.timeout_s
+            msg.mem_bytes = None if limits.memory_mb is None else limits.memory_mb << 20
+            msg.max_capture = self.config.max_artefact_bytes
+            msg.keep = self.config.reuse_task_process
+            # The backstop counts the tasks ahead of this one in the worker's queue.
+            ahead = sum(f.budget_s for f in lane.flights.values())
+            flight = _Flight(msg, entry, on_start, short, limits.timeout_s + _BACKSTOP_S)
+            lane.flights[msg.id] = flight
+            worker = entry.worker = lane.worker
+            done: Done | None = None
+            try:
+                worker.send(msg)
+                await worker.drain()
+                async with asyncio.timeout(ahead + flight.budget_s):
+                    done = await asyncio.shield(flight.done)
+            except _WorkerLost as lost:
+                if flight.started is None and not entry.cancelled and not self._closed:
+                    continue  # it never ran: another worker takes it
+                done = Done(
+                    id=msg.id,
+                    status="failed",
+                    error={"code": "worker_lost", "reason": f"worker process failed: {lost}"},
+                )
+            except TimeoutError:
+                done = Done(
+                    id=msg.id,
+                    status="timeout",
+                    error={"code": "timeout", "reason": "worker stopped answering; replaced"},
+                )
+                self._retire(lane)
+            except (BrokenPipeError, ConnectionError, RuntimeError) as exc:
+                self._retire(lane, f"worker process failed: {exc!r}")
+                if not entry.cancelled and not self._closed:
+                    continue
+                done = Done(
+                    id=msg.id,
+                    status="failed",
+                    error={"code": "worker_lost", "reason": f"worker process failed: {exc!r}"},
+                )
+            finally:
+                entry.worker = None
+                if done is None:
+                    # Interrupted mid-task (the caller was cancelled): the worker may still be
+                    # busy with it, so it is replaced rather than handed the next task.
+                    self._retire(lane)
+                lane.flights.pop(msg.id, None)
+            return self._outcome(done, limiter, called, flight.started)
 
-    def _apply_cpu(self, worker: Worker, msg: Run, limits: RunLimits, entry: _Active) -> str:
-        ncpu = os.cpu_count() or 1
+    async def _read(self, lane: _Lane) -> None:
+        """Route the worker's replies to the tasks handed to it, until it is gone."""
+        worker = lane.worker
+        reason = "worker process exited"
+        try:
+            while True:
+                reply = await worker.recv()
+                if isinstance(reply, Ready):
+                    continue
+                flight = lane.flights.get(reply.id)
+                if flight is None:
+                    continue  # a task whose caller already gave up on it
+                if isinstance(reply, Started):
+                    flight.started = reply
+                    if flight.entry.cancelled:  # cancel() ran before the worker had forked
+                        worker.send(Kill(id=reply.id, reason="cancelled"))
+                    if flight.on_start is not None:
+                        try:
+                            flight.on_start()
+                        except Exception:  # the caller's hook must not strand the task
+                            log.exception("on_start hook failed for %s", reply.id)
+                    continue
+                del lane.flights[reply.id]
+                if not flight.done.done():
+                    flight.done.set_result(reply)
+                self._notify()
+        except asyncio.CancelledError:
+            reason = "the runner closed"
+            raise
+        except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError, ValueError) as exc:
+            reason = f"worker process failed: {exc!r}"
+        finally:
+            self._retire(lane, reason)
+
+    def _add_lane(self, worker: Worker) -> None:
+        lane = _Lane(worker)
+        self._workers[worker.index] = worker
+        self._lanes[worker.index] = lane
+        lane.reader = asyncio.create_task(self._read(lane), name=f"worker-{worker.index}")
+        self._notify()
+
+    def _retire(self, lane: _Lane, reason: str = "worker replaced") -> None:
+        """Take the lane's worker out of service (once): fail what it held, start a new one."""
+        worker = lane.worker
+        for flight in lane.flights.values():
+            if not flight.done.done():
+                flight.done.set_exception(_WorkerLost(reason))
+                flight.done.exception()  # the caller may be gone: retrieved here
+        lane.flights.clear()
+        if self._lanes.get(worker.index) is not lane:
+            return
+        del self._lanes[worker.index]
+        worker.healthy = False
+        if lane.reader is not None and lane.reader is not asyncio.current_task():
+            lane.reader.cancel()
+        self._notify()
+        if self._closed or self._closing:
+            return
+        bg = asyncio.create_task(self._replace(worker))
+        self._background.add(bg)
+        bg.add_done_callback(self._background.discard)
+
+    def _apply_cpu(self, lane: _Lane, msg: Run, limits: RunLimits, entry: _Active) -> str:
+        ncpu = self._ncpu
         cores, budget = limits.cpu_cores, limits.device_cpu_cores
         if self._cgroup is not None:
             # The parent group holds the running tasks together to the budget; each slot holds
-            # its task to its own cap.
+            # its task to its own cap. (A task only queues behind one with the same caps.)
             self._cgroup.set_total(budget)
-            self._cgroup.set_cores(worker.index, cores)
+            self._cgroup.set_cores(lane.worker.index, cores)
+            lane.caps = (cores, budget)
             return self._cgroup.version
         if self.limiter == "duty-cycle":
             if budget is not None:
                 # No parent group to hold the tasks together, and a running task's duty cycle
                 # is fixed: this one gets what the budget has left (a small floor, so that it
-                # cannot be starved by tasks started under an older, larger budget).
-                running = sum(a.cores for a in self._active.values() if a.worker is not None)
+                # cannot be starved by tasks started under an older, larger budget). Tasks on
+                # this worker end before it starts.
+                mine = lane.worker
+                running = sum(
+                    a.cores
+                    for a in self._active.values()
+                    if a.worker is not None and a.worker is not mine
+                )
                 cores = min(cores, max(budget - running, _DUTY_FLOOR_CORES))
             entry.cores = cores
             if cores < ncpu:
                 msg.duty_cores = cores
                 return "duty-cycle"
         return "none"
-
-    def _release(self, worker: Worker) -> None:
-        if self._closed or worker.index not in self._workers:
-            return
-        if worker.healthy and worker.proc.returncode is None:
-            self._idle.put_nowait(worker)
-            return
-        bg = asyncio.create_task(self._replace(worker))
-        self._background.add(bg)
-        bg.add_done_callback(self._background.discard)
 
     async def _replace(self, old: Worker) -> None:
         await old.kill()
@@ -417,8 +585,7 @@ class TaskRunner:
             if self._closed:
                 await new.kill()
                 return
-            self._workers[new.index] = new
-            self._idle.put_nowait(new)
+            self._add_lane(new)
             return
 
     def _outcome(
@@ -450,8 +617,9 @@ class TaskRunner:
         if entry is None:
             return False
         entry.cancelled = True
-        entry.wakeup.set()
+        self._notify()
         if entry.worker is not None:
+            # Running, or queued in the worker: either way the worker ends it.
             with contextlib.suppress(BrokenPipeError, ConnectionError, RuntimeError):
                 entry.worker.send(Kill(id=task_id, reason="cancelled"))
         return True

@@ -107,10 +107,10 @@ class CoordinatorConfig:
     # two, while the agents' queues hold enough work to bridge a few milliseconds. An idle fog's
     # first round, for a lone task, runs at once. 0 turns the pacing off.
     round_gap: float = 0.01
-    # Short tasks queued per slot on a device (NodeView.queue_cap; the agent allows up to 16):
+    # Short tasks queued per slot on a device (NodeView.queue_cap; the agent allows up to 32):
     # queue_depth_tiny once the device's recent tasks ran in at most tiny_task_s on average.
     queue_depth: int = 4
-    queue_depth_tiny: int = 16
+    queue_depth_tiny: int = 32
     tiny_task_s: float = 0.05
     decisions_kept: int = 100_000  # explanations kept in memory (newest)
     finished_kept: int = 10_000  # finished tasks kept for get_task_status (newest)
@@ -800,9 +800,12 @@ class FogCoordinator:
         cpu_used = sum(min(n.cpu_used, n.cpu_cap) for n in self._snapshot)
         mem_cap = sum(n.mem_cap for n in self._snapshot)
         mem_used = sum(min(n.mem_used, n.mem_cap) for n in self._snapshot)
-        queue: dict[str, int] = {}
-        for t in self._queue.values():
-            queue[t.priority.name.lower()] = queue.get(t.priority.name.lower(), 0) + 1
+        # Per priority from the index the rounds keep: status is polled while thousands wait.
+        queue = {
+            TaskPriority(p).name.lower(): len(held)
+            for p, held in sorted(self._queue_by_priority.items(), reverse=True)
+            if held
+        }
         return {
             "tasks": {s.value: self._counts[s] for s in TaskState},
             "queue_by_priority": queue,

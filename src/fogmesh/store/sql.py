@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
+import msgspec
 from sqlalchemy import ColumnElement, func, select, text, update
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -26,7 +27,7 @@ from fogmesh.errors import (
     StoreError,
     TaskNotFound,
 )
-from fogmesh.fog.tasks import Task, TaskState
+from fogmesh.fog.tasks import AttemptRecord, Task, TaskState
 
 from . import _rules as R
 from . import _statements as Q
@@ -56,6 +57,12 @@ class _Report(NamedTuple):
     attempt: int
     now: float
     result: str | None = None  # JSON, already size-checked
+
+
+def _stored_time(now: float) -> float:
+    """A time as the REAL / double precision columns give it back: an ``int`` comes back a
+    ``float``."""
+    return float(now) if isinstance(now, int) else now
 
 
 class SqlStore(SqlDevices):
@@ -290,59 +297,80 @@ class SqlStore(SqlDevices):
         placements = [Placement(*p) for p in placements]
         for p in placements:
             R.check_device_id(p.device_id)
-        outcomes: list[Task | FogmeshError | None] = []
+        outcomes: list[FogmeshError | None] = []
         winners: list[Placement] = []
         async with self._write() as conn:
-            # The rows are locked (SQLite: the write lock; PostgreSQL: FOR UPDATE), so what this
-            # read says still holds when the UPDATEs below run; they stay conditional anyway.
-            view = await self._lease_view(conn, {p.task_id for p in placements})
+            # The tasks as they are, rows locked (SQLite: the write lock; PostgreSQL: FOR
+            # UPDATE), so what this read says still holds when the UPDATEs below run; they stay
+            # conditional anyway. Each returned task is this pre-image plus the placement.
+            view = await self._locked_tasks(conn, {p.task_id for p in placements})
+            placed_at = _stored_time(now)
             for p in placements:
-                if p.task_id not in view:
+                t = view.get(p.task_id)
+                if t is None:
                     outcomes.append(TaskNotFound(f"no task {p.task_id}", task_id=p.task_id))
                     continue
-                state, attempt, assigned = view[p.task_id]
-                if state in R.PLACE_FROM and attempt == p.expected_attempt:
-                    view[p.task_id] = (TaskState.SCHEDULED, attempt + 1, p.device_id)
+                if t.state in R.PLACE_FROM and t.attempt == p.expected_attempt:
+                    attempt = t.attempt + 1
+                    view[p.task_id] = msgspec.structs.replace(
+                        t,
+                        state=TaskState.SCHEDULED,
+                        attempt=attempt,
+                        assigned_device=p.device_id,
+                        scheduled_at=placed_at,
+                        started_at=None,
+                        history=(
+                            *t.history,
+                            AttemptRecord(
+                                attempt=attempt, device_id=p.device_id, placed_at=placed_at
+                            ),
+                        ),
+                    )
                     winners.append(p)
                     outcomes.append(None)
                     continue
                 try:
                     R.explain_refusal(
                         p.task_id,
-                        state=state,
-                        attempt=attempt,
-                        assigned=assigned,
+                        state=t.state,
+                        attempt=t.attempt,
+                        assigned=t.assigned_device,
                         target=TaskState.SCHEDULED,
                         lease_attempt=p.expected_attempt,
                     )
                 except FogmeshError as exc:
                     outcomes.append(exc)
-            placed = await self._place_winners(conn, winners, now)
-        won = iter(placed)
-        return [next(won) if o is None else o for o in outcomes]
+            await self._place_winners(conn, winners, now)
+        return [
+            view[p.task_id] if o is None else o for p, o in zip(placements, outcomes, strict=True)
+        ]
 
-    async def _lease_view(
-        self, conn: AsyncConnection, ids: set[str]
-    ) -> dict[str, tuple[TaskState, int, str | None]]:
-        """State, attempt and lease holder of these tasks, rows locked for this transaction
-        (SQLite: the write lock; PostgreSQL: FOR UPDATE), so what it says still holds when the
-        transaction's UPDATEs run."""
-        view: dict[str, tuple[TaskState, int, str | None]] = {}
-        for chunk in Q.chunks(sorted(ids)):
-            for r in await conn.execute(
-                select(tasks.c.id, tasks.c.state, tasks.c.attempt, tasks.c.assigned_device)
-                .where(tasks.c.id.in_(chunk))
-                .with_for_update()
-            ):
-                view[r.id] = (TaskState(r.state), r.attempt, r.assigned_device)
+    async def _locked_tasks(self, conn: AsyncConnection, ids: set[str]) -> dict[str, Task]:
+        """These tasks as stored, rows locked for this transaction, so that what this read says
+        still holds when the transaction's UPDATEs run and a task it returns plus the
+        transitions applied to it is what a read after them would give.
+
+        SQLite: ``BEGIN IMMEDIATE`` already holds the write lock. PostgreSQL: the rows are
+        locked (FOR UPDATE) by a statement of their own *before* they are read: a locking read
+        that waited for a concurrent writer returns that writer's new version of the locked
+        row, but rows of other tables (the attempts) as its snapshot had them.
+        """
+        order = sorted(ids)  # PostgreSQL: every writer locks in id order, so none deadlock
+        if not self._sqlite:
+            for chunk in Q.chunks(order):
+                await conn.execute(Q.LOCK_TASKS, {"ids": list(chunk)})
+        view: dict[str, Task] = {}
+        for chunk in Q.chunks(order):
+            for t in await Q.fetch_tasks(conn, Q.TASKS_BY_IDS, {"ids": list(chunk)}):
+                view[t.id] = t
         return view
 
     async def _place_winners(
         self, conn: AsyncConnection, winners: Sequence[Placement], now: float
-    ) -> list[Task]:
+    ) -> None:
         if not winners:
-            return []
-        await conn.execute(
+            return
+        result = await conn.execute(
             Q.PLACE.stmt,
             [
                 {
@@ -355,6 +383,7 @@ class SqlStore(SqlDevices):
                 for p in winners
             ],
         )
+        self._check_applied(result.rowcount, len(winners), "placement")
         await conn.execute(
             task_attempts.insert(),
             [
@@ -367,22 +396,13 @@ class SqlStore(SqlDevices):
                 for p in winners
             ],
         )
-        by_id: dict[str, Task] = {}
-        for chunk in Q.chunks([p.task_id for p in winners]):
-            for loaded in await Q.fetch_tasks(conn, Q.TASKS_BY_IDS, {"ids": list(chunk)}):
-                by_id[loaded.id] = loaded
-        out: list[Task] = []
-        for p in winners:
-            t = by_id.get(p.task_id)
-            if t is None or (t.attempt, t.assigned_device, t.state) != (
-                p.expected_attempt + 1,
-                p.device_id,
-                TaskState.SCHEDULED,
-            ):
-                # Cannot happen while the rows are locked; if it does, undo the whole batch.
-                raise StoreError(f"task {p.task_id} changed during a batch placement")
-            out.append(t)
-        return out
+
+    def _check_applied(self, rowcount: int, expected: int, what: str) -> None:
+        """Cannot fail while the rows are locked; if it does, undo the whole batch rather than
+        return tasks built from a pre-image that did not hold. (PostgreSQL's driver does not
+        count the rows of an executemany.)"""
+        if rowcount != expected and self._engine.dialect.supports_sane_multi_rowcount:
+            raise StoreError(f"a batch {what} matched {rowcount} of {expected} tasks")
 
     async def mark_running(self, task_id: str, device_id: str, attempt: int, now: float) -> Task:
         return await self._report(_Report(TaskState.RUNNING, task_id, device_id, attempt, now))
@@ -413,33 +433,57 @@ class SqlStore(SqlDevices):
         runs: list[dict[str, Any]] = []
         completes: list[dict[str, Any]] = []
         async with self._write() as conn:
-            view = await self._lease_view(conn, {r.task_id for r in reports})
+            # As in place_many: a locked pre-image, each report applied to it in order.
+            view = await self._locked_tasks(conn, {r.task_id for r in reports})
             for r in reports:
-                if r.task_id not in view:
+                t = view.get(r.task_id)
+                if t is None:
                     outcomes.append(TaskNotFound(f"no task {r.task_id}", task_id=r.task_id))
                     continue
-                state, attempt, assigned = view[r.task_id]
-                allowed = R.RUN_FROM if r.target is TaskState.RUNNING else R.COMPLETE_FROM
-                if state in allowed and attempt == r.attempt and assigned == r.device_id:
-                    view[r.task_id] = (r.target, attempt, assigned)
+                running = r.target is TaskState.RUNNING
+                allowed = R.RUN_FROM if running else R.COMPLETE_FROM
+                if (
+                    t.state in allowed
+                    and t.attempt == r.attempt
+                    and t.assigned_device == r.device_id
+                ):
+                    now = _stored_time(r.now)
                     params = {
                         "k_id": r.task_id,
                         "k_attempt": r.attempt,
                         "k_device": r.device_id,
                         "v_now": r.now,
                     }
-                    if r.target is TaskState.RUNNING:
+                    if running:
+                        view[r.task_id] = msgspec.structs.replace(
+                            t, state=TaskState.RUNNING, started_at=now
+                        )
                         runs.append(params)
                     else:
+                        view[r.task_id] = msgspec.structs.replace(
+                            t,
+                            state=TaskState.COMPLETED,
+                            started_at=now if t.started_at is None else t.started_at,
+                            finished_at=now,
+                            result=R.decode_json(r.result),  # as a read decodes the column
+                            history=tuple(
+                                msgspec.structs.replace(
+                                    h, ended_at=now, outcome="completed", reason=None
+                                )
+                                if h.ended_at is None
+                                else h
+                                for h in t.history
+                            ),
+                        )
                         completes.append({**params, "v_result": r.result})
                     outcomes.append(None)
                     continue
                 try:
                     R.explain_refusal(
                         r.task_id,
-                        state=state,
-                        attempt=attempt,
-                        assigned=assigned,
+                        state=t.state,
+                        attempt=t.attempt,
+                        assigned=t.assigned_device,
                         target=r.target,
                         lease_attempt=r.attempt,
                         lease_device=r.device_id,
@@ -448,10 +492,12 @@ class SqlStore(SqlDevices):
                 except FogmeshError as exc:
                     outcomes.append(exc)
             # All "started" first: a task started and completed within one batch must pass
-            # RUNNING on its way, as it did on the device.
+            # RUNNING on its way, as it did on the device. (A task has at most one of each in a
+            # batch: RUNNING and COMPLETED are not sources of themselves.)
             for stmt, rows in ((Q.RUN.stmt, runs), (Q.COMPLETE.stmt, completes)):
                 if rows:
-                    await conn.execute(stmt, rows)
+                    result = await conn.execute(stmt, rows)
+                    self._check_applied(result.rowcount, len(rows), "report")
             if completes:
                 await conn.execute(
                     Q.CLOSE_ATTEMPT,
@@ -461,14 +507,8 @@ class SqlStore(SqlDevices):
                         for c in completes
                     ],
                 )  # fmt: skip
-            by_id: dict[str, Task] = {}
-            changed = [r.task_id for r, o in zip(reports, outcomes, strict=True) if o is None]
-            for chunk in Q.chunks(sorted(set(changed))):
-                for loaded in await Q.fetch_tasks(conn, Q.TASKS_BY_IDS, {"ids": list(chunk)}):
-                    by_id[loaded.id] = loaded
-        return [
-            by_id[r.task_id] if o is None else o for r, o in zip(reports, outcomes, strict=True)
-        ]
+        # Every report that applied gets its task as the whole batch left it.
+        return [view[r.task_id] if o is None else o for r, o in zip(reports, outcomes, strict=True)]
 
     async def fail(
         self, task_id: str, device_id: str, attempt: int, error: Mapping[str, Any], now: float

@@ -30,6 +30,8 @@ __all__ = [
     "TaskNeed",
     "Verdict",
     "VerdictKind",
+    "cpu_bound",
+    "mem_bound",
     "never",
     "not_now",
 ]
@@ -166,8 +168,15 @@ class TaskNeed:
 
 class Reservations:
     """What placements earlier in the same plan (and preemptions) took from or gave back to a
-    device: ``extra[device_id] = [cpu cores, memory MB, task count]``, added to the node's own;
-    ``wh[device_id]``: battery energy (Wh) those placements will draw."""
+    device: ``extra[device_id] = [cpu cores, memory MB, task count, largest cpu added, largest
+    memory added, placements added]``, added to the node's own; ``wh[device_id]``: battery
+    energy (Wh) those placements will draw.
+
+    A device runs at most ``slot_cap`` of its leases at once (the rest wait in its queue), so
+    what the new placements can add to its peak use is bounded by ``slot_cap`` of the largest
+    of them (``cpu_bound`` / ``mem_bound``): a round may fill a device's queue places with
+    tiny tasks without counting each one's CPU as if they all ran together.
+    """
 
     __slots__ = ("extra", "wh")
 
@@ -178,17 +187,38 @@ class Reservations:
     def add(self, device_id: str, cpu: float, mem: float, count: int) -> None:
         e = self.extra.get(device_id)
         if e is None:
-            self.extra[device_id] = [cpu, mem, float(count)]
-        else:
-            e[0] += cpu
-            e[1] += mem
-            e[2] += count
+            e = self.extra[device_id] = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+        e[0] += cpu
+        e[1] += mem
+        e[2] += count
+        if count > 0:
+            if cpu > e[3]:
+                e[3] = cpu
+            if mem > e[4]:
+                e[4] = mem
+            e[5] += count
 
     def used(self, node: NodeView) -> tuple[float, float, int]:
         e = self.extra.get(node.device_id)
         if e is None:
             return node.cpu_used, float(node.mem_used), node.n_running
-        return node.cpu_used + e[0], node.mem_used + e[1], node.n_running + int(e[2])
+        return cpu_bound(node, e), mem_bound(node, e), node.n_running + int(e[2])
+
+
+def cpu_bound(node: NodeView, e: list[float]) -> float:
+    """The device's CPU use at its peak with this plan's placements (``Reservations``)."""
+    k = node.slot_cap
+    if e[5] and k > 0:
+        return node.cpu_used + min(e[0], min(e[5], k) * e[3])
+    return node.cpu_used + e[0]
+
+
+def mem_bound(node: NodeView, e: list[float]) -> float:
+    """The device's memory use at its peak with this plan's placements (``Reservations``)."""
+    k = node.slot_cap
+    if e[5] and k > 0:
+        return node.mem_used + min(e[1], min(e[5], k) * e[4])
+    return node.mem_used + e[1]
 
 
 class Filter(ABC):

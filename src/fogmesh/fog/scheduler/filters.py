@@ -34,7 +34,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fogmesh.fog.scheduler.base import PASS, Filter, Reservations, TaskNeed, Verdict, never, not_now
+from fogmesh.fog.scheduler.base import (
+    PASS,
+    Filter,
+    Reservations,
+    TaskNeed,
+    Verdict,
+    cpu_bound,
+    mem_bound,
+    never,
+    not_now,
+)
 from fogmesh.fog.scheduler.snapshot import PowerSource
 from fogmesh.mobile.policy import PowerMode
 
@@ -190,7 +200,7 @@ class CpuFilter(Filter):
     def check(self, node: NodeView, need: TaskNeed, ctx: Reservations) -> Verdict:
         want = need.cpu
         e = ctx.extra.get(node.device_id)
-        used = node.cpu_used + e[0] if e is not None else node.cpu_used
+        used = cpu_bound(node, e) if e is not None else node.cpu_used
         # cpu_fit: the policy's cap rounded to the nearest whole core (snapshot.py)
         if want <= node.cpu_fit - used + _EPS:
             return PASS
@@ -214,7 +224,7 @@ class MemoryFilter(Filter):
     def check(self, node: NodeView, need: TaskNeed, ctx: Reservations) -> Verdict:
         want = need.mem
         e = ctx.extra.get(node.device_id)
-        used = node.mem_used + e[1] if e is not None else node.mem_used
+        used = mem_bound(node, e) if e is not None else node.mem_used
         if want <= node.mem_cap - used:
             return PASS
         if want > node.mem_cap:

@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from fogmesh.devices.model import NetworkType, ThermalLevel
-from fogmesh.fog.scheduler.base import Reservations, Scorer, TaskNeed
+from fogmesh.fog.scheduler.base import Reservations, Scorer, TaskNeed, cpu_bound, mem_bound
 from fogmesh.fog.scheduler.config import CapacityMode
 from fogmesh.fog.scheduler.snapshot import PowerSource
 
@@ -60,7 +60,7 @@ class CapacityScorer(Scorer):
         if e is None:
             cpu, mem = node.cpu_used, float(node.mem_used)
         else:
-            cpu, mem = node.cpu_used + e[0], node.mem_used + e[1]
+            cpu, mem = cpu_bound(node, e), mem_bound(node, e)
         cap_c, cap_m = node.cpu_cap, node.mem_cap
         u_cpu = (cpu + need.cpu) / cap_c if cap_c > 0 else 1.0
         u_mem = (mem + need.mem) / cap_m if cap_m > 0 else 1.0

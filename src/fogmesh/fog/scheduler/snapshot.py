@@ -11,6 +11,7 @@ scanning them all. ``place()`` never changes a snapshot; the caller applies a pl
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -342,9 +343,16 @@ def _lease(d: Any, running: tuple[RunningTask, ...]) -> None:
     """Set a draft node's leases and what follows from them (``speed`` and
     ``fog_w_per_core`` already set)."""
     d.running = running
-    d.cpu_used = math.fsum(t.cpu_cores for t in running) if running else 0.0
-    d.mem_used = sum(t.memory_mb for t in running)
-    d.n_running = len(running)
+    n = d.n_running = len(running)
+    k = d.slot_cap
+    if 0 < k < n:
+        # The leases past the slots wait in the agent's queue and start only as slots free:
+        # at most slot_cap of them use CPU and memory at once, and the largest are the bound.
+        d.cpu_used = math.fsum(heapq.nlargest(k, [t.cpu_cores for t in running]))
+        d.mem_used = sum(heapq.nlargest(k, [t.memory_mb for t in running]))
+    else:
+        d.cpu_used = math.fsum(t.cpu_cores for t in running) if running else 0.0
+        d.mem_used = sum(t.memory_mb for t in running)
     # Energy the work already leased here will draw: core-seconds at reference speed ×
     # watts per core ÷ this device's speed. Counted whole (not what is left of it): the
     # scheduler does not know how far a task has got, and erring high keeps the floor safe.

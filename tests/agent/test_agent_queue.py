@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 from daemon_helpers import FakeRunner, eventually, join_token, running_coordinator
 
@@ -70,10 +71,12 @@ class GatedRunner(FakeRunner):
 
 @contextlib.asynccontextmanager
 async def one_slot_agent(
-    data_dir: Path, token: str, runner: FakeRunner, sensors: EmulatedSensors
+    data_dir: Path, token: str, runner: FakeRunner, sensors: EmulatedSensors, **config: Any
 ) -> AsyncIterator[AgentDaemon]:
     daemon = AgentDaemon(
-        AgentConfig(data_dir=data_dir, join_token=token, heartbeat=0.3, reading_max_age=0.0),
+        AgentConfig(
+            data_dir=data_dir, join_token=token, heartbeat=0.3, reading_max_age=0.0, **config
+        ),
         runner,
         sensors=sensors,
     )
@@ -142,3 +145,38 @@ async def test_a_queued_task_is_refused_when_its_turn_comes_too_late(tmp_path: P
                 h["outcome"] == "refused" for h in service.coordinator.explain(second)["history"]
             )
         )
+
+
+async def test_a_freed_slot_wakes_one_waiting_task_not_all(tmp_path: Path) -> None:
+    sensors = one_core_desktop()
+    runner = GatedRunner()
+    async with (
+        running_coordinator(tmp_path / "coord") as service,
+        # (no worker queues: with them every queued tiny task fits at once)
+        one_slot_agent(
+            tmp_path / "a", join_token(service), runner, sensors, prefetch_below_s=0.0
+        ) as daemon,
+    ):
+        await eventually(lambda: daemon.device_id in service.hub.sessions)
+        checks = 0
+        recent_read = daemon._recent_read
+
+        async def counted() -> object:
+            nonlocal checks
+            checks += 1
+            return await recent_read()
+
+        daemon._recent_read = counted  # type: ignore[method-assign]
+        ids = await _submit_short(service, 4)
+        await eventually(
+            lambda: all(service.coordinator.get_task_status(i)["state"] != "pending" for i in ids)
+        )
+        for _ in ids:
+            runner.gate.release()
+        for task_id in ids:
+            assert (await service.coordinator.wait_for(task_id, timeout=10)).state is (
+                TaskState.COMPLETED
+            )
+        # A check as each task arrives, and one more as each of the three that waited gets its
+        # turn: 4 + 3. (Waking every waiting task at every freed slot made it 4 + 3 + 2 + 1.)
+        assert checks <= 2 * len(ids) - 1

@@ -432,14 +432,17 @@ async def test_a_device_running_tiny_tasks_gets_a_deeper_queue(fog: FogCoordinat
         await fog.report_result(task_id, "a", 1, "ok", wall_s=wall_s)
 
     for _ in range(3):
-        await run_one(0.002)
-    assert fog.queue_depth("a") == fog.config.queue_depth_tiny
+        await run_one(0.001)
+    assert fog.queue_depth("a") == fog.config.queue_depth_tiny  # 64 × 1 ms: under 100 ms
     assert fog.nodes()[0].queue_cap == slots * fog.config.queue_depth_tiny  # at once
     for _ in range(10):  # its tasks now take a second: the average moves, the queue shrinks
         await run_one(1.0)
     assert fog.nodes()[0].queue_cap == slots * fog.config.queue_depth
     await run_one(float("nan"))  # a nonsense figure changes nothing
     assert fog.queue_depth("a") == fog.config.queue_depth
+    for _ in range(30):  # 10 ms tasks: about queue_target_s (100 ms) of them per slot
+        await run_one(0.01)
+    assert fog.queue_depth("a") == 8
 
 
 async def test_a_device_holding_the_model_is_preferred(fog: FogCoordinator) -> None:

@@ -44,6 +44,7 @@ class Worker:
         self.proc = proc
         self.pid = proc.pid
         self.healthy = True
+        self._outgoing: list[bytes] = []  # frames for the next write
 
     @classmethod
     async def spawn(
@@ -83,10 +84,22 @@ class Worker:
         return worker
 
     def send(self, msg: ToWorker) -> None:
+        """Queue ``msg`` for the worker. What is sent in one turn of the event loop goes in one
+        write: each write to a sleeping worker is a wake-up, and on a loaded device the writer
+        often loses its CPU to the process it woke."""
         stdin = self.proc.stdin
         if stdin is None or stdin.is_closing():
             raise BrokenPipeError("worker stdin is closed")
-        stdin.write(encode(msg))
+        if not self._outgoing:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._outgoing.append(encode(msg))
+
+    def _flush(self) -> None:
+        frames, self._outgoing = self._outgoing, []
+        stdin = self.proc.stdin
+        if stdin is None or stdin.is_closing():
+            return  # the worker is gone: its reader sees the end of its output
+        stdin.write(b"".join(frames))
 
     async def drain(self) -> None:
         if self.proc.stdin is not None:

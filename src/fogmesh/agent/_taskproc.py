@@ -98,6 +98,9 @@ def resident_main(
             return 0
 
 
+_signatures: dict[Callable[..., Any], inspect.Signature] = {}  # per task process
+
+
 def _run_in_process(
     msg: Run, functions: dict[tuple[str, str], Callable[..., Any]], soft: int, hard: int
 ) -> Done:
@@ -110,7 +113,10 @@ def _run_in_process(
         args = msgspec.json.decode(msg.args)
         if not isinstance(args, dict):
             return fail(msg, "failed", "bad_args", "args must be a JSON object")
-        inspect.signature(fn).bind(**args)
+        signature = _signatures.get(fn)
+        if signature is None:
+            signature = _signatures[fn] = inspect.signature(fn)
+        signature.bind(**args)
     except (TypeError, ValueError, msgspec.DecodeError) as exc:
         return fail(msg, "failed", "bad_args", str(exc))
     except Exception as exc:

@@ -47,6 +47,7 @@ from fogmesh.agent._ipc import (
     Ready,
     Run,
     Started,
+    ToRunner,
     ToWorker,
     decode_to_runner,
     decode_to_worker,
@@ -101,6 +102,7 @@ class _Zygote:
     def __init__(self, fd_in: int, fd_out: int, task_group: str | None = None) -> None:
         self.fd_in = fd_in
         self.fd_out = fd_out
+        self.outbox: list[bytes] = []  # encoded frames for the runner, written by flush()
         # cgroup.procs of this worker's slot: task processes run there, capped; the worker
         # itself stays outside, so its bookkeeping never eats into a task's CPU allowance.
         self.task_group = task_group
@@ -112,8 +114,22 @@ class _Zygote:
 
     # ---- messages from the runner -------------------------------------------------------
 
+    def emit(self, msg: ToRunner) -> None:
+        """Queue a message for the runner; ``flush`` writes what queued in one write (a task's
+        result and the next task's start, typically: one wake-up of the runner, not two)."""
+        self.outbox.append(encode(msg))
+
+    def flush(self) -> None:
+        if self.outbox:
+            data, self.outbox = b"".join(self.outbox), []
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self.fd_out, view) :]
+
     def _pump(self, timeout: float | None) -> bool:
         """Read what the runner sent; False on EOF (the runner is gone)."""
+        if timeout != 0:
+            self.flush()  # about to wait: what the runner is owed goes first
         ready, _, _ = select.select([self.fd_in], [], [], timeout)
         if not ready:
             return True
@@ -133,11 +149,13 @@ class _Zygote:
                         return
                 msg = self.pending.pop(0)
                 if isinstance(msg, Run):
-                    write_frame(self.fd_out, self._cancelled(msg) or self._run(msg))
+                    self.emit(self._cancelled(msg) or self._run(msg))
                 elif isinstance(msg, Exit):
                     return
                 # a Kill for a task that already finished: nothing to do
         finally:
+            with contextlib.suppress(OSError):
+                self.flush()
             self._retire()
 
     def answer_cancelled(self) -> None:
@@ -151,7 +169,7 @@ class _Zygote:
                 for m in self.pending
                 if m is not queued and not (isinstance(m, Kill) and m.id == queued.id)
             ]
-            write_frame(self.fd_out, self._cancelled_reply(queued))
+            self.emit(self._cancelled_reply(queued))
 
     def _cancelled_reply(self, msg: Run) -> Done:
         return fail(msg, "cancelled", "cancelled", "cancelled before it started")
@@ -257,7 +275,7 @@ class _Zygote:
             self.resident = res = self._fork_resident()
             res.tasks += 1
             write_frame(res.cmd_w, msg)
-        write_frame(self.fd_out, Started(id=msg.id, pid=res.pid, at=time.monotonic()))
+        self.emit(Started(id=msg.id, pid=res.pid, at=time.monotonic()))
         sup = _Supervision(self, msg, res.pid, t0, res.pidfd, {res.report_r: bytearray()})
         sup.report_frames = res.frames
         sup.run()
@@ -326,7 +344,7 @@ class _Zygote:
                 return fail(msg, "failed", "cpu_cap_failed", str(exc))
             os.write(go_w, b"x")
             os.close(go_w)
-        write_frame(self.fd_out, Started(id=msg.id, pid=pid, at=time.monotonic()))
+        self.emit(Started(id=msg.id, pid=pid, at=time.monotonic()))
         pidfd = -1
         if hasattr(os, "pidfd_open"):
             with contextlib.suppress(OSError):
@@ -406,6 +424,8 @@ class _Supervision:
             if self.duty is not None or self.pidfd < 0:
                 wait = min(wait, TICK_S)
             fds = [*self.open_fds, self.z.fd_in] + ([self.pidfd] if self.pidfd >= 0 else [])
+            if wait > 0:
+                self.z.flush()  # the task's start (and the last one's result) before waiting
             ready, _, _ = select.select(fds, [], [], wait)
             for fd in ready:
                 if fd == self.z.fd_in:

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import logging
@@ -109,7 +110,7 @@ class AgentConfig:
     reading_max_age: float = 0.25
     # Short tasks the coordinator may lease beyond the policy's concurrent-task limit, per slot;
     # they wait here and start as slots free up (the scheduler's NodeView.queue_cap).
-    queued_per_slot: int = 32  # the most the coordinator may queue here; it decides how many
+    queued_per_slot: int = 64  # the most the coordinator may queue here; it decides how many
     # While this device's recent tasks have run in at most this long (a moving average), a
     # short queued task may be handed to a busy worker to start the moment the task ahead of it
     # ends (runner.PREFETCH). It then starts without a policy check of its own, so this stays
@@ -199,7 +200,12 @@ class AgentDaemon:
         self._executing = 0  # tasks holding a slot (the rest of _running wait for one)
         self._executing_long = 0  # … of which not short enough to wait in a worker's queue
         self._ran_s: float | None = None  # moving average of completed tasks' run time
-        self._slot_free = asyncio.Event()
+        # Tasks waiting for a slot, in arrival order (_wake_slot_waiters), and how many of them
+        # were woken for a slot they have not taken yet.
+        self._slot_waiters: collections.deque[tuple[bool, asyncio.Future[None]]] = (
+            collections.deque()
+        )
+        self._promised = 0
         self._server_interval = config.heartbeat
         self._seq = 0
         self.connected = asyncio.Event()
@@ -352,6 +358,7 @@ class AgentDaemon:
         optimization = await self.manager.optimize_for_device(profile)
         self._optimization = optimization
         self._reading = (self.clock.time(), profile, optimization)
+        self._wake_slot_waiters()  # the policy may now admit more at once
         return profile, optimization
 
     async def _recent_read(self) -> tuple[DeviceProfile, ResourceOptimization]:
@@ -489,24 +496,74 @@ class AgentDaemon:
         so a slot does not idle while this process hands back a result and sends the next
         task."""
         waited = False
-        while True:
-            optimization = self._optimization
-            if waited:
-                _, optimization = await self._recent_read()
-                reason = self._policy_refusal(optimization)
-                if reason is not None:
-                    return reason
-            cap = self._slot_cap(optimization)
-            if short and self._executing_long == 0 and self._prefetching():
-                cap *= 1 + PREFETCH
-            if self._executing < cap:
-                self._executing += 1
-                if not short:
-                    self._executing_long += 1
-                return None
-            waited = True
-            self._slot_free.clear()
-            await self._slot_free.wait()
+        promised = False  # woken for a slot: it counts in self._promised until taken or passed on
+        try:
+            while True:
+                optimization = self._optimization
+                if waited:
+                    _, optimization = await self._recent_read()
+                    reason = self._policy_refusal(optimization)
+                    if reason is not None:
+                        return reason  # (the finally passes its slot on)
+                if self._fits(short, optimization, mine=promised):
+                    self._executing += 1
+                    if not short:
+                        self._executing_long += 1
+                    if promised:
+                        promised = False
+                        self._promised -= 1
+                    return None
+                if promised:  # the policy shrank meanwhile: wait again, first in line
+                    promised = False
+                    self._promised -= 1
+                woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                entry = (short, woken)
+                if waited:
+                    self._slot_waiters.appendleft(entry)
+                else:
+                    self._slot_waiters.append(entry)
+                waited = True
+                try:
+                    await woken
+                except asyncio.CancelledError:
+                    promised = woken.done() and not woken.cancelled()
+                    with contextlib.suppress(ValueError):
+                        self._slot_waiters.remove(entry)
+                    raise
+                promised = True
+        finally:
+            if promised:  # refused or cancelled after its wake: the next one may have it
+                self._promised -= 1
+                self._wake_slot_waiters()
+
+    def _fits(
+        self, short: bool, optimization: ResourceOptimization | None, *, mine: bool = False
+    ) -> bool:
+        """Whether one more task may take a slot; ``mine``: the asking task was woken for one
+        (and is counted among the promised)."""
+        cap = self._slot_cap(optimization)
+        if short and self._executing_long == 0 and self._prefetching():
+            cap *= 1 + PREFETCH
+        return self._executing + self._promised - int(mine) < cap
+
+    def _wake_slot_waiters(self) -> None:
+        """Wake, in order, the waiting tasks the slots now admit (each then checks the policy
+        itself); the others sleep on — waking them all cost a policy check each for every task
+        that ended."""
+        waiters = self._slot_waiters
+        if not waiters:
+            return
+        kept: collections.deque[tuple[bool, asyncio.Future[None]]] = collections.deque()
+        while waiters:
+            short, woken = waiters.popleft()
+            if woken.done():
+                continue
+            if self._fits(short, self._optimization):
+                woken.set_result(None)
+                self._promised += 1
+            else:
+                kept.append((short, woken))
+        self._slot_waiters = kept
 
     def _prefetching(self) -> bool:
         ran = self._ran_s
@@ -516,7 +573,7 @@ class AgentDaemon:
         self._executing -= 1
         if not short:
             self._executing_long -= 1
-        self._slot_free.set()
+        self._wake_slot_waiters()
 
     async def _execute(self, task: Task, limits: RunLimits) -> None:
         key = (task.id, task.attempt)

@@ -151,7 +151,7 @@ def agent(
     else:
         sensors = sensor_source_from_env(profile)
     daemon = AgentDaemon(config, task_runner, sensors=sensors)
-    run_service(_serve(daemon))
+    run_service(_serve(daemon), fast_loop=False)  # see fogmesh._eventloop
 
 
 def _emulated(

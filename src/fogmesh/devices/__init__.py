@@ -1,16 +1,17 @@
-"""Device capabilities and live state: detection, classification, emulation."""
+"""Device capabilities and live state: detection, classification, emulation.
+
+The emulation names (presets, profile files, ``EmulatedSensors``) load on first use (PEP 562), so
+a device agent that reads its real sensors never loads the presets. The rest are imported here as
+before (``detect`` and ``classify`` must stay the functions, not their modules).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from fogmesh.devices.classify import Classification, classify, parse_device_type
 from fogmesh.devices.detect import Host, PsutilHost, RealSensors, detect, detect_capabilities
-from fogmesh.devices.emulated import (
-    EmulatedSensors,
-    dump_profile,
-    load_profile,
-    preset,
-    preset_names,
-    profile_from_mapping,
-    resolve_profile,
-)
 from fogmesh.devices.model import (
     DeviceCapabilities,
     DeviceProfile,
@@ -20,6 +21,17 @@ from fogmesh.devices.model import (
     ThermalLevel,
 )
 from fogmesh.devices.sensors import SensorSource, sensor_source_from_env
+
+if TYPE_CHECKING:
+    from fogmesh.devices.emulated import (
+        EmulatedSensors,
+        dump_profile,
+        load_profile,
+        preset,
+        preset_names,
+        profile_from_mapping,
+        resolve_profile,
+    )
 
 __all__ = [
     "Classification",
@@ -46,3 +58,27 @@ __all__ = [
     "resolve_profile",
     "sensor_source_from_env",
 ]
+
+_EMULATED = frozenset(
+    {
+        "EmulatedSensors",
+        "dump_profile",
+        "load_profile",
+        "preset",
+        "preset_names",
+        "profile_from_mapping",
+        "resolve_profile",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EMULATED:
+        raise AttributeError(f"module 'fogmesh.devices' has no attribute {name!r}")
+    value = getattr(importlib.import_module("fogmesh.devices.emulated"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

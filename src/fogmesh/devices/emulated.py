@@ -23,16 +23,14 @@ Without ``device_type`` the merged capabilities are classified (``classify``); w
 from __future__ import annotations
 
 import dataclasses
-import difflib
+import functools
 import json
 import math
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
-
-from pydantic import TypeAdapter, ValidationError
+from typing import TYPE_CHECKING, Any
 
 from fogmesh.clock import Clock, WallClock
 from fogmesh.devices.classify import Classification, classify
@@ -44,6 +42,9 @@ from fogmesh.devices.model import (
     PlatformThermal,
 )
 from fogmesh.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
 
 __all__ = [
     "EmulatedSensors",
@@ -58,7 +59,16 @@ __all__ = [
 _PROFILE_FIELDS = frozenset(f.name for f in dataclasses.fields(DeviceProfile))
 _CAPABILITY_FIELDS = frozenset(f.name for f in dataclasses.fields(DeviceCapabilities))
 _FILE_KEYS = frozenset({"base", "unset"})
-_ADAPTER: TypeAdapter[DeviceProfile] = TypeAdapter(DeviceProfile)
+
+
+@functools.cache
+def _adapter() -> TypeAdapter[DeviceProfile]:
+    # pydantic only when a profile file or mapping is validated: presets and a device agent's
+    # start-up do without it (pydantic is several megabytes of imports and schema).
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(DeviceProfile)
+
 
 # (low, high) inclusive; None leaves that side open. NaN fails every comparison, so it is caught.
 _BOUNDS: dict[str, tuple[float | None, float | None]] = {
@@ -373,6 +383,8 @@ def preset(name: str, *, field: str = "profile") -> DeviceProfile:
 def _check_keys(data: Mapping[str, Any], allowed: frozenset[str], where: str) -> None:
     unknown = sorted(set(data) - allowed)
     if unknown:
+        import difflib  # only to word an error
+
         close = difflib.get_close_matches(unknown[0], allowed, n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(allowed))}"
         raise ConfigError(f"unknown field ({hint})", field=f"{where}{unknown[0]}")
@@ -425,9 +437,12 @@ def _validate(data: dict[str, Any]) -> DeviceProfile:
     if unsupported is not None:
         where, value = unsupported
         raise ConfigError(f"unsupported value {value!r} (a {type(value).__name__})", field=where)
+    from pydantic import ValidationError
+
     text = json.dumps(data)
+    adapter = _adapter()
     try:
-        profile = _ADAPTER.validate_json(text, strict=True)
+        profile = adapter.validate_json(text, strict=True)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "profile"

@@ -6,13 +6,15 @@ demo, tests — asks a ``SensorSource``, so an emulated phone and this machine t
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from fogmesh.clock import Clock
-from fogmesh.config import load_settings
+from fogmesh.config import setting
 from fogmesh.devices.detect import RealSensors
-from fogmesh.devices.emulated import EmulatedSensors, resolve_profile
 from fogmesh.devices.model import DeviceCapabilities, DeviceProfile
+
+if TYPE_CHECKING:
+    from fogmesh.devices.emulated import EmulatedSensors
 
 __all__ = ["EmulatedSensors", "RealSensors", "SensorSource", "sensor_source_from_env"]
 
@@ -38,9 +40,21 @@ def sensor_source_from_env(
     """
     field = "profile"
     if not profile:
-        profile = load_settings().profile or None
+        profile = setting("profile") or None
         field = "FOGMESH_PROFILE"
     if not profile:
         return RealSensors(clock=clock)
+    # Emulation (presets, profile files) loads only when asked for: a real device's agent
+    # runs without it.
+    from fogmesh.devices.emulated import EmulatedSensors, resolve_profile
+
     emulated, label = resolve_profile(profile, field=field)
     return EmulatedSensors(emulated, clock=clock, label=label)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "EmulatedSensors":  # still importable from here, as before
+        from fogmesh.devices.emulated import EmulatedSensors
+
+        return EmulatedSensors
+    raise AttributeError(f"module 'fogmesh.devices.sensors' has no attribute {name!r}")

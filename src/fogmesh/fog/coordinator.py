@@ -107,11 +107,13 @@ class CoordinatorConfig:
     # two, while the agents' queues hold enough work to bridge a few milliseconds. An idle fog's
     # first round, for a lone task, runs at once. 0 turns the pacing off.
     round_gap: float = 0.01
-    # Short tasks queued per slot on a device (NodeView.queue_cap; the agent allows up to 32):
-    # queue_depth_tiny once the device's recent tasks ran in at most tiny_task_s on average.
+    # Short tasks queued per slot on a device (NodeView.queue_cap; the agent allows up to 64):
+    # once the device's recent tasks ran in at most tiny_task_s on average, doubled while the
+    # queue holds at most queue_target_s of their work, up to queue_depth_tiny.
     queue_depth: int = 4
-    queue_depth_tiny: int = 32
+    queue_depth_tiny: int = 64
     tiny_task_s: float = 0.05
+    queue_target_s: float = 0.1
     decisions_kept: int = 100_000  # explanations kept in memory (newest)
     finished_kept: int = 10_000  # finished tasks kept for get_task_status (newest)
     rng_seed: int = 0
@@ -154,7 +156,10 @@ class FogCoordinator:
         self._stopper = stopper
         self._run_loop = run_loop
         self._ids = TaskIdFactory()
-        self._snapshot = ClusterSnapshot()
+        self._snapshot = ClusterSnapshot()  # read it through _fleet
+        # device → tasks whose lease ended since the snapshot was last read: a stream of
+        # results frees leases one by one, and each release rebuilds the device's node
+        self._releasing: dict[str, list[str]] = {}
         self._devices: dict[str, _Device] = {}
         self._clustering = Clustering()
         self._clusters_dirty = False
@@ -546,7 +551,7 @@ class FogCoordinator:
         """Stop and requeue the work on a battery that has fallen to the floor's margin (e.g. a
         device unplugged while busy): fog work must not take it below the floor. Not the task's
         fault, so the attempt is not charged."""
-        node = self._snapshot.get(device_id)
+        node = self._fleet.get(device_id)
         if node is None:
             return
         for task_id, reason in battery_evictions(node, self.config.scheduler):
@@ -587,7 +592,7 @@ class FogCoordinator:
         await self._requeue_device_leases(device_id, "removed", "device removed")
         await store.remove_device(device_id)
         self._devices.pop(device_id, None)
-        self._snapshot.remove(device_id)
+        self._fleet.remove(device_id)
         self._clusters_dirty = True
         self._kick()
 
@@ -642,16 +647,19 @@ class FogCoordinator:
 
     def queue_depth(self, device_id: str) -> int:
         """Short tasks the device may hold queued per slot. Deep for a device whose tasks have
-        lately run in a few milliseconds: its queue must bridge the coordinator's commit and
-        round latency (~25 ms) at hundreds of tasks a second, and a deep queue of such tasks
-        is still only milliseconds of work. Shallow otherwise: a short task is up to
-        ``queue_task_max_s`` long, and work queued on one device cannot go to another that
-        frees up."""
+        lately run in milliseconds: its queue must bridge the coordinator's commit and round
+        latency and the results still on their way back (tens of milliseconds) at hundreds of
+        tasks a second. Yet no deeper than about ``queue_target_s`` of work per slot (doubling
+        from ``queue_depth`` up to ``queue_depth_tiny``): work queued on one device cannot go
+        to another that frees up."""
         ran = self._run_s.get(device_id)
         cfg = self.config
-        return (
-            cfg.queue_depth_tiny if ran is not None and ran <= cfg.tiny_task_s else cfg.queue_depth
-        )
+        depth = cfg.queue_depth
+        if ran is None or ran > cfg.tiny_task_s:
+            return depth
+        while depth * 2 <= cfg.queue_depth_tiny and depth * 2 * ran <= cfg.queue_target_s:
+            depth *= 2
+        return depth
 
     def _adopt_device(
         self,
@@ -669,7 +677,7 @@ class FogCoordinator:
         if record.status is not DeviceStatus.READY:
             # Lost, offline and draining devices take no new work; their leases stay counted
             # through the tasks themselves.
-            self._snapshot.remove(record.device_id)
+            self._fleet.remove(record.device_id)
             return
         running = [
             RunningTask(
@@ -682,7 +690,7 @@ class FogCoordinator:
             )
             for t in self._leases.get(record.device_id, {}).values()
         ]
-        self._snapshot.upsert(
+        self._fleet.upsert(
             node_from_profile(
                 profile,
                 optimization,
@@ -696,7 +704,7 @@ class FogCoordinator:
 
     def nodes(self) -> list[NodeView]:
         """The ready devices as the scheduler sees them."""
-        return sorted(self._snapshot, key=lambda n: n.device_id)
+        return sorted(self._fleet, key=lambda n: n.device_id)
 
     @property
     def clustering(self) -> Clustering:
@@ -796,10 +804,10 @@ class FogCoordinator:
             if d.record.status is DeviceStatus.READY:
                 mode = d.optimization.power_mode.value
                 by_mode[mode] = by_mode.get(mode, 0) + 1
-        cpu_cap = sum(n.cpu_cap for n in self._snapshot)
-        cpu_used = sum(min(n.cpu_used, n.cpu_cap) for n in self._snapshot)
-        mem_cap = sum(n.mem_cap for n in self._snapshot)
-        mem_used = sum(min(n.mem_used, n.mem_cap) for n in self._snapshot)
+        cpu_cap = sum(n.cpu_cap for n in self._fleet)
+        cpu_used = sum(min(n.cpu_used, n.cpu_cap) for n in self._fleet)
+        mem_cap = sum(n.mem_cap for n in self._fleet)
+        mem_used = sum(min(n.mem_used, n.mem_cap) for n in self._fleet)
         # Per priority from the index the rounds keep: status is polled while thousands wait.
         queue = {
             TaskPriority(p).name.lower(): len(held)
@@ -883,7 +891,7 @@ class FogCoordinator:
                     self._track(await store.get_task(task_id), self._live.get(task_id))
             if not self._queue:
                 return Plan()
-            index = self._snapshot.index
+            index = self._fleet.index
             if (
                 index.nodes
                 and not index.buckets
@@ -903,7 +911,7 @@ class FogCoordinator:
             if not pending:
                 return Plan()
             plan = place(
-                self._snapshot,
+                self._fleet,
                 pending,
                 now,
                 config=self.config.scheduler,
@@ -976,7 +984,7 @@ class FogCoordinator:
             self._remember(decision)
             self._track(outcome, self._live.get(outcome.id))
             self._stats["placements"] += 1
-        self._snapshot.apply(replace(plan, placements=tuple(placed), preempted=()), now)
+        self._fleet.apply(replace(plan, placements=tuple(placed), preempted=()), now)
         if self._dispatcher is not None:
             for decision in placed:
                 leased = self._live.get(decision.task_id)
@@ -1038,7 +1046,17 @@ class FogCoordinator:
             self._track(requeued, self._live.get(task.id) or task)
 
     def _release(self, task_id: str, device_id: str) -> None:
-        self._snapshot.release(device_id, (task_id,))
+        self._releasing.setdefault(device_id, []).append(task_id)
+
+    @property
+    def _fleet(self) -> ClusterSnapshot:
+        """The scheduler's snapshot, with the leases released since it was last read dropped
+        (one node rebuild per device for a batch of results, not one per result)."""
+        if self._releasing:
+            released, self._releasing = self._releasing, {}
+            for device_id, ids in released.items():
+                self._snapshot.release(device_id, ids)
+        return self._snapshot
 
     # -- clusters ---------------------------------------------------------------------------
     async def _recluster(self) -> None:
@@ -1050,7 +1068,7 @@ class FogCoordinator:
         }
         members: dict[str, ClusterMember] = {}
         for device_id, d in ready.items():
-            node = self._snapshot.get(device_id)
+            node = self._fleet.get(device_id)
             if node is not None:
                 member = ClusterMember.from_node(
                     node, uptime_s=max(0.0, self.clock.time() - d.record.registered_at)

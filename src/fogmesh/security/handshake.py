@@ -10,6 +10,7 @@ links the long-lived identity (the device id) to the DH key that actually authen
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -20,7 +21,9 @@ from fogmesh.security.identity import (
     verify_noise_binding,
 )
 from fogmesh.security.noise import NoiseResponder
-from fogmesh.security.tickets import Ticket, TicketVerifier
+
+if TYPE_CHECKING:  # the device side (device_hello) never checks a ticket
+    from fogmesh.security.tickets import Ticket, TicketVerifier
 
 __all__ = [
     "AuthenticatedDevice",

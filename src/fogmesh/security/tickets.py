@@ -25,8 +25,6 @@ from typing import Any, Final, Protocol
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pyseto import encode as paseto_encode
-from pyseto.versions.v4 import V4Public
 
 from fogmesh.clock import Clock
 from fogmesh.errors import (
@@ -139,9 +137,17 @@ class MemorySeenStore:
         return len(self._expiry)
 
 
+def _v4_public(key: Ed25519PrivateKey | Ed25519PublicKey) -> Any:
+    # pyseto (with pycryptodomex, argon2 and cffi) loads on first use: a device agent carries
+    # tickets but never signs or verifies one, and would otherwise hold megabytes for it.
+    from pyseto.versions.v4 import V4Public
+
+    return V4Public(key)
+
+
 def ticket_key_id(public_key: Ed25519PublicKey) -> str:
     """The PASERK id (``k4.pid.…``) of a ticket verification key."""
-    kid: str = V4Public(public_key).to_paserk_id()
+    kid: str = _v4_public(public_key).to_paserk_id()
     return kid
 
 
@@ -157,7 +163,7 @@ class TicketKeyring:
     ) -> None:
         self._verifiers: dict[str, Any] = {}
         for public in verify_only:
-            self._verifiers[ticket_key_id(public)] = V4Public(public)
+            self._verifiers[ticket_key_id(public)] = _v4_public(public)
         self._signer: Any = None
         self._current_kid = ""
         self._install(signing_key)
@@ -165,8 +171,8 @@ class TicketKeyring:
     def _install(self, signing_key: Ed25519PrivateKey) -> None:
         public = signing_key.public_key()
         self._current_kid = ticket_key_id(public)
-        self._signer = V4Public(signing_key)
-        self._verifiers[self._current_kid] = V4Public(public)
+        self._signer = _v4_public(signing_key)
+        self._verifiers[self._current_kid] = _v4_public(public)
 
     def rotate(self, new_signing_key: Ed25519PrivateKey) -> str:
         """Sign with ``new_signing_key`` from now on; old keys still verify. Returns the new kid."""
@@ -275,6 +281,8 @@ class TicketIssuer:
             scope=granted,
             once=one_shot,
         )
+        from pyseto import encode as paseto_encode  # loaded already: the keyring made the signer
+
         kid, signer = self._keyring.signer()
         token: bytes = paseto_encode(signer, _to_json(claims), _to_json(_Footer(kid)))
         ticket = Ticket(

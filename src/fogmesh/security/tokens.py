@@ -17,15 +17,17 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
 import msgspec
 
 from fogmesh.clock import Clock
 from fogmesh.errors import TokenError
-from fogmesh.security.keys import CoordinatorKeys
-from fogmesh.security.tickets import Ticket
+
+if TYPE_CHECKING:  # parsing a token (what a device does) needs neither
+    from fogmesh.security.keys import CoordinatorKeys
+    from fogmesh.security.tickets import Ticket
 
 __all__ = ["JoinToken", "create_join_token"]
 

@@ -333,10 +333,11 @@ async def test_removing_a_device_requeues_its_work(fog: FogCoordinator) -> None:
 
 
 async def test_fifty_devices_form_clusters_near_five_with_one_head_each(
-    fog: FogCoordinator,
+    fog: FogCoordinator, clock: ManualClock
 ) -> None:
     for i in range(50):
         await fog.register_node(desktop(f"d{i:02d}"), labels={"site": "home"})
+        clock.advance(0.01)  # past the re-forming interval (0.1 ms per device)
         await fog.schedule_once()
         sizes = [len(c.members) for c in fog.clustering.clusters]
         assert sum(sizes) == i + 1
@@ -347,6 +348,21 @@ async def test_fifty_devices_form_clusters_near_five_with_one_head_each(
     assert all(c["head"] in c["members"] for c in clusters)
     stored = await fog.store.load_clusters()
     assert {c.cluster_id for c in stored} == {c["id"] for c in clusters}
+
+
+async def test_clusters_are_re_formed_at_most_once_per_interval_under_a_stream_of_joins(
+    fog: FogCoordinator, clock: ManualClock
+) -> None:
+    for i in range(20):
+        await fog.register_node(desktop(f"d{i:02d}"), labels={"site": "home"})
+    await fog.schedule_once()  # the first re-forming is at once
+    assert sum(len(c.members) for c in fog.clustering.clusters) == 20
+    await fog.register_node(desktop("late"), labels={"site": "home"})
+    await fog.schedule_once()  # within 20 × 0.1 ms of the last one: folded into a later round
+    assert sum(len(c.members) for c in fog.clustering.clusters) == 20
+    clock.advance(0.003)
+    await fog.schedule_once()
+    assert sum(len(c.members) for c in fog.clustering.clusters) == 21
 
 
 async def test_wait_for_returns_the_finished_task(fog: FogCoordinator) -> None:

@@ -114,6 +114,9 @@ class CoordinatorConfig:
     queue_depth_tiny: int = 64
     tiny_task_s: float = 0.05
     queue_target_s: float = 0.1
+    # Clusters are re-formed (O(devices), and all written) at most this often per device in the
+    # fleet: every 0.2 s at 2,000 devices, at once for a handful.
+    recluster_per_device_s: float = 0.0001
     decisions_kept: int = 100_000  # explanations kept in memory (newest)
     finished_kept: int = 10_000  # finished tasks kept for get_task_status (newest)
     rng_seed: int = 0
@@ -172,6 +175,7 @@ class FogCoordinator:
         self._leases: dict[str, dict[str, Task]] = {}  # device → its SCHEDULED/RUNNING tasks
         self._deadlines: list[tuple[float, str]] = []  # (deadline, task id) of PENDING tasks
         self._next_lost_check = 0.0
+        self._next_recluster = 0.0
         self._beats: set[asyncio.Task[None]] = set()  # heartbeats being written behind
         self._run_s: dict[str, float] = {}  # device → moving average of its tasks' run time
         self._finished: OrderedDict[str, Task] = OrderedDict()
@@ -882,10 +886,11 @@ class FogCoordinator:
             self._stats["rounds"] += 1
             await self._mark_lost(now)
             await self._expire_leases(now)
-            if self._clusters_dirty:
-                # Membership changes are folded into the next round rather than paid for on
-                # every registration: re-forming clusters costs O(devices).
+            if self._clusters_dirty and now >= self._next_recluster:
+                # Membership changes are folded into a later round rather than paid for on
+                # every registration: re-forming clusters costs O(devices) and writes them all.
                 await self._recluster()
+                self._next_recluster = now + self.config.recluster_per_device_s * len(self._devices)
             if self._deadline_due(now):
                 for task_id in await store.fail_expired(now):
                     self._track(await store.get_task(task_id), self._live.get(task_id))

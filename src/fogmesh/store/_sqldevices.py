@@ -21,6 +21,13 @@ from .schema import clusters, device_models, devices, kv
 __all__ = ["SqlDevices"]
 
 _CLUSTER_LOCK_KEY: Final = 0x666F6763  # "fogc": advisory lock id for cluster saves on PostgreSQL
+# Devices joined with their models, built once (a registration reads its batch back by id).
+_DEVICES: Final = (
+    select(devices, device_models.c.model_id)
+    .select_from(devices.outerjoin(device_models))
+    .order_by(devices.c.id, device_models.c.model_id)
+)
+_DEVICES_BY_IDS: Final = _DEVICES.where(devices.c.id.in_(bindparam("ids", expanding=True)))
 
 
 class _Beat(NamedTuple):
@@ -56,22 +63,30 @@ class SqlDevices(SqlBase):
         self._upserts: Batcher[_Upsert, DeviceRecord] | None = (
             Batcher(self._apply_upserts, name="registrations") if batch_heartbeats else None
         )
+        self._upserts_sql: dict[bool, Any] = {}  # with labels? → statement (_upsert_statement)
 
     # -- devices ----------------------------------------------------------------------------
     async def _load_devices(
-        self, conn: AsyncConnection, where: ColumnElement[bool] | None = None
+        self,
+        conn: AsyncConnection,
+        where: ColumnElement[bool] | None = None,
+        *,
+        ids: Sequence[str] | None = None,
     ) -> list[DeviceRecord]:
-        query = (
-            select(devices, device_models.c.model_id)
-            .select_from(devices.outerjoin(device_models))
-            .order_by(devices.c.id, device_models.c.model_id)
-        )
-        if where is not None:
-            query = query.where(where)
+        """Devices with their models: those matching ``where``, or the ``ids`` (through a
+        statement built once: registrations and heartbeats read devices back by id)."""
+        params: dict[str, Any] = {}
+        if ids is not None:
+            query = _DEVICES_BY_IDS
+            params["ids"] = list(ids)
+        else:
+            query = _DEVICES
+            if where is not None:
+                query = query.where(where)
         out: list[DeviceRecord] = []
         current: Row[Any] | None = None
         models: list[str] = []
-        for r in await conn.execute(query):
+        for r in await conn.execute(query, params):
             if current is None or r.id != current.id:
                 if current is not None:
                     out.append(Q.row_device(current, tuple(models)))
@@ -107,23 +122,32 @@ class SqlDevices(SqlBase):
             raise outcome
         return outcome
 
+    def _upsert_statement(self, with_labels: bool) -> Any:
+        """INSERT … ON CONFLICT DO UPDATE for a registration, built once per store."""
+        stmt = self._upserts_sql.get(with_labels)
+        if stmt is None:
+            base = self._insert(devices)
+            updates: dict[str, Any] = {
+                "device_type": base.excluded.device_type,
+                "profile": base.excluded.profile,
+                "last_heartbeat": base.excluded.last_heartbeat,
+                "status": Q.revived_status(),
+            }
+            if with_labels:
+                updates["labels"] = base.excluded.labels
+            stmt = self._upserts_sql[with_labels] = base.on_conflict_do_update(
+                index_elements=["id"], set_=updates
+            )
+        return stmt
+
     async def _apply_upserts(self, rows: Sequence[_Upsert]) -> list[DeviceRecord | FogmeshError]:
         """Register (or take back) devices in one transaction, in arrival order."""
-        base = self._insert(devices)
         async with self._write() as conn:
             for with_labels in (True, False):
                 batch = [r for r in rows if (r.labels is not None) is with_labels]
                 if not batch:
                     continue
-                updates: dict[str, Any] = {
-                    "device_type": base.excluded.device_type,
-                    "profile": base.excluded.profile,
-                    "last_heartbeat": base.excluded.last_heartbeat,
-                    "status": Q.revived_status(),
-                }
-                if with_labels:
-                    updates["labels"] = base.excluded.labels
-                stmt = base.on_conflict_do_update(index_elements=["id"], set_=updates)
+                stmt = self._upsert_statement(with_labels)
                 await conn.execute(
                     stmt,
                     [
@@ -141,7 +165,7 @@ class SqlDevices(SqlBase):
                 )
             records: dict[str, DeviceRecord] = {}
             for chunk in Q.chunks(sorted({r.device_id for r in rows})):
-                for record in await self._load_devices(conn, devices.c.id.in_(chunk)):
+                for record in await self._load_devices(conn, ids=chunk):
                     records[record.device_id] = record
         return [records[r.device_id] for r in rows]
 
@@ -201,7 +225,7 @@ class SqlDevices(SqlBase):
             records: dict[str, DeviceRecord] = {}
             wanted = sorted({b.device_id for b in beats if b.reload} & known)
             for chunk in Q.chunks(wanted):
-                for record in await self._load_devices(conn, devices.c.id.in_(chunk)):
+                for record in await self._load_devices(conn, ids=chunk):
                     records[record.device_id] = record
         return [
             DeviceNotFound(f"no device {b.device_id}", device_id=b.device_id)

@@ -1040,6 +1040,10 @@ class FogCoordinator:
         self._clusters_dirty = True
 
     async def _requeue_device_leases(self, device_id: str, outcome: str, reason: str) -> None:
+        if not self._leases.get(device_id):
+            # Memory holds every lease (loaded at start; one coordinator per store): a device
+            # holding none costs no query — a connect storm re-registers thousands of them.
+            return
         now = self.clock.time()
         for task in await self.store.leased_tasks(device_id):
             try:

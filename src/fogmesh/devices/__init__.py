@@ -7,9 +7,9 @@ before (``detect`` and ``classify`` must stay the functions, not their modules).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from fogmesh._lazy import lazy_exports
 from fogmesh.devices.classify import Classification, classify, parse_device_type
 from fogmesh.devices.detect import Host, PsutilHost, RealSensors, detect, detect_capabilities
 from fogmesh.devices.model import (
@@ -72,13 +72,6 @@ _EMULATED = frozenset(
 )
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EMULATED:
-        raise AttributeError(f"module 'fogmesh.devices' has no attribute {name!r}")
-    value = getattr(importlib.import_module("fogmesh.devices.emulated"), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(
+    globals(), dict.fromkeys(_EMULATED, "fogmesh.devices.emulated"), __all__
+)

@@ -7,8 +7,9 @@ not import the coordinator and its store.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from fogmesh._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from fogmesh.edge.builtin import BUILTIN_MODELS
@@ -93,10 +94,4 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module 'fogmesh.edge' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(globals(), _HOME, __all__)

@@ -10,8 +10,9 @@ needs (``fogmesh.security.noise``, ``.handshake``, ``.identity``, ``.tokens``), 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from fogmesh._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from fogmesh.security.handshake import (
@@ -101,14 +102,4 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module 'fogmesh.security' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(globals(), _HOME, __all__)

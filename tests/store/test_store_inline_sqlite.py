@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fogmesh.fog.tasks import Task
 from fogmesh.store import SqlStore
-from fogmesh.store._inline_sqlite import InlineConnection, inline_connect
+from fogmesh.store._inline_sqlite import INLINE_COMMIT_S, InlineConnection, inline_connect
 
 MakeTask = Callable[..., Task]
 
@@ -30,6 +30,42 @@ async def test_statements_run_inline_and_commit_off_the_loop(tmp_path: Path) -> 
         async with conn.execute("SELECT where_am_i('select'), count(*) FROM t") as cur:
             assert (await cur.fetchone())[1] == 1
         assert seen == {"insert": loop_thread, "select": loop_thread}
+    finally:
+        await conn.close()
+
+
+async def test_commit_runs_inline_only_while_recent_commits_were_fast(tmp_path: Path) -> None:
+    conn = await inline_connect(str(tmp_path / "x.db"), isolation_level=None)
+    try:
+        await conn.execute("CREATE TABLE t (v INTEGER)")
+        where: list[str] = []
+        off_loop = conn._off_loop
+
+        async def recorded(fn: Callable[..., object], *args: object) -> object:
+            where.append("thread")
+            return await off_loop(fn, *args)
+
+        conn._off_loop = recorded  # type: ignore[method-assign]
+
+        async def one_commit() -> None:
+            await conn.execute("BEGIN IMMEDIATE")
+            await conn.execute("INSERT INTO t VALUES (1)")
+            where.append("commit")
+            await conn.commit()
+
+        await one_commit()  # nothing measured yet: off the loop, and timed there
+        assert where == ["commit", "thread"]
+        assert conn._commit_s < 1.0  # the average moved toward what it measured
+        conn._commit_s = INLINE_COMMIT_S / 10  # as after a run of fast syncs
+        where.clear()
+        await one_commit()
+        assert where == ["commit"]  # inline
+        conn._commit_s = INLINE_COMMIT_S * 10  # as after a slow sync or a checkpoint
+        where.clear()
+        await one_commit()
+        assert where == ["commit", "thread"]
+        async with conn.execute("SELECT count(*) FROM t") as cur:
+            assert (await cur.fetchone())[0] == 3
     finally:
         await conn.close()
 

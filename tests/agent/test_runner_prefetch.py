@@ -13,7 +13,7 @@ from typing import Any
 import psutil
 import pytest
 
-from fogmesh.agent import RunLimits, RunnerConfig, TaskRunner
+from fogmesh.agent import RunLimits, RunnerConfig, RunOutcome, TaskRunner
 from fogmesh.agent.runner import PREFETCH_MAX_S
 from fogmesh.fog.tasks import PythonPayload, Task, TaskResources, TaskType
 
@@ -49,6 +49,16 @@ async def wait_for(cond: Callable[[], bool], within: float = 10.0) -> None:
         await asyncio.sleep(0.01)
 
 
+async def running(
+    r: TaskRunner, task: Task, limits: RunLimits = LIMITS
+) -> asyncio.Task[RunOutcome]:
+    """``task`` handed to ``r``, once its process runs."""
+    started = asyncio.Event()
+    fut = asyncio.create_task(r.run(task, limits, on_start=started.set))
+    await asyncio.wait_for(started.wait(), 10)
+    return fut
+
+
 def queued_on(r: TaskRunner, task_id: str) -> int | None:
     """The worker index whose queue holds ``task_id`` (handed over, not started)."""
     for index, lane in r._lanes.items():
@@ -61,9 +71,7 @@ def queued_on(r: TaskRunner, task_id: str) -> int | None:
 async def test_a_short_task_waits_in_the_busy_workers_queue_and_starts_after() -> None:
     async with TaskRunner(RunnerConfig(workers=1)) as r:
         first = short("burn", seconds=0.4)
-        running = asyncio.Event()
-        first_fut = asyncio.create_task(r.run(first, LIMITS, on_start=running.set))
-        await asyncio.wait_for(running.wait(), 10)
+        first_fut = await running(r, first)
         started: list[float] = []
         second = short("echo", x=7)
         second_fut = asyncio.create_task(
@@ -84,9 +92,7 @@ async def test_a_short_task_waits_in_the_busy_workers_queue_and_starts_after() -
 async def test_long_tasks_are_never_queued_behind_another() -> None:
     async with TaskRunner(RunnerConfig(workers=1)) as r:
         first = long("burn", seconds=0.3)
-        running = asyncio.Event()
-        first_fut = asyncio.create_task(r.run(first, LIMITS, on_start=running.set))
-        await asyncio.wait_for(running.wait(), 10)
+        first_fut = await running(r, first)
         second = long("echo", x=1)
         second_fut = asyncio.create_task(r.run(second, LIMITS))
         await wait_for(lambda: second.id in r._active)
@@ -125,9 +131,7 @@ async def test_the_running_cap_holds_whatever_the_number_of_workers() -> None:
 async def test_a_task_cancelled_in_a_workers_queue_never_runs() -> None:
     async with TaskRunner(RunnerConfig(workers=1)) as r:
         busy = short("burn", seconds=60.0)
-        running = asyncio.Event()
-        busy_fut = asyncio.create_task(r.run(busy, LIMITS, on_start=running.set))
-        await asyncio.wait_for(running.wait(), 10)
+        busy_fut = await running(r, busy)
         started: list[int] = []
         queued = short("echo", x=1)
         queued_fut = asyncio.create_task(r.run(queued, LIMITS, on_start=lambda: started.append(1)))
@@ -146,9 +150,7 @@ async def test_a_task_cancelled_in_a_workers_queue_never_runs() -> None:
 async def test_a_task_queued_behind_a_lost_worker_runs_on_its_replacement() -> None:
     async with TaskRunner(RunnerConfig(workers=1)) as r:
         doomed = short("burn", seconds=60.0)
-        running = asyncio.Event()
-        doomed_fut = asyncio.create_task(r.run(doomed, LIMITS, on_start=running.set))
-        await asyncio.wait_for(running.wait(), 10)
+        doomed_fut = await running(r, doomed)
         queued = short("echo", x=3)
         queued_fut = asyncio.create_task(r.run(queued, LIMITS))
         await wait_for(lambda: queued_on(r, queued.id) == 0)
@@ -176,9 +178,7 @@ async def test_task_processes_carry_the_cpu_cap_and_the_worker_does_not() -> Non
         if not r.limiter.startswith("cgroup"):
             pytest.skip(f"no writable cgroup here (limiter: {r.limiter})")
         t = short("burn", seconds=60.0)
-        running = asyncio.Event()
-        fut = asyncio.create_task(r.run(t, RunLimits(cpu_cores=0.5), on_start=running.set))
-        await asyncio.wait_for(running.wait(), 10)
+        fut = await running(r, t, RunLimits(cpu_cores=0.5))
         worker = r._workers[0]
         (task_proc,) = psutil.Process(worker.pid).children()
         assert r._cgroup is not None

@@ -76,11 +76,12 @@ class _QuietServer(uvicorn.Server):
 
 @contextlib.asynccontextmanager
 async def running_coordinator(
-    data_dir: Path, *, heartbeat: float = 30.0
+    data_dir: Path, *, heartbeat: float = 30.0, db_url: str | None = "memory"
 ) -> AsyncIterator[CoordinatorService]:
+    """A coordinator service on a free port; ``db_url=None``: SQLite in ``data_dir``."""
     config = ServerConfig(
         data_dir=data_dir,
-        db_url="memory",
+        db_url=db_url,
         port=0,
         coordinator=CoordinatorConfig(
             scheduling_interval=0.2,

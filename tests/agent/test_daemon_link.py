@@ -14,7 +14,7 @@ from fogmesh.clock import ManualClock
 from fogmesh.devices.emulated import preset
 from fogmesh.security.keys import CoordinatorKeys
 from fogmesh.server import CoordinatorService
-from fogmesh.wire.messages import Heartbeat, Register, Welcome
+from fogmesh.wire.messages import Enrolled, Heartbeat, Register, Welcome
 
 
 def _agent_ticket(service: CoordinatorService, subject: str, clock: object = None) -> str:
@@ -141,3 +141,22 @@ async def test_bundles_are_sent_only_to_agents_that_read_them(
         assert isinstance(welcome, Welcome) and welcome.bundles  # the coordinator reads them
         assert service.hub.sessions[creds.device_id].channel.bundling is reads_bundles
         await link.close()
+
+
+async def test_a_join_token_that_enrolled_a_device_stays_spent_across_a_restart(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "coord"
+    async with running_coordinator(data, db_url=None) as service:
+        token = join_token(service, ttl=3600)
+        creds = AgentCredentials.from_join_token(tmp_path / "agent", token)
+        link = await open_link(creds)
+        assert isinstance(await link.channel.recv(), Enrolled)
+        await link.close()
+    async with running_coordinator(data, db_url=None) as service:  # same store, new process
+        again = AgentCredentials.from_join_token(tmp_path / "thief", token)
+        again.coordinator_url = service.config.url
+        link = await open_link(again)
+        with pytest.raises(LinkRefused, match="already"):
+            await link.channel.recv()
+        assert len(service.seen) == 1

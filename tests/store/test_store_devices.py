@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -260,3 +261,36 @@ async def test_coordinator_values(store: Store) -> None:
     assert await store.get_value("leader") == [1, 2]
     with pytest.raises(InvalidRequest):
         await store.set_value("", 1)
+
+
+async def test_spent_tickets_are_kept_until_they_expire(store: Store) -> None:
+    await store.spend_tickets({}, T0)  # nothing to spend: only forgets expired ones
+    assert await store.spent_tickets(T0) == {}
+    await store.spend_tickets({"t1": T0 + 10, "t2": T0 + 100}, T0)
+    await store.spend_tickets({"t3": T0 + 50}, T0 + 1)
+    assert await store.spent_tickets(T0 + 1) == {"t1": T0 + 10, "t2": T0 + 100, "t3": T0 + 50}
+    assert await store.spent_tickets(T0 + 60) == {"t2": T0 + 100}  # expired ones are not spent
+    await store.spend_tickets({"t4": T0 + 200}, T0 + 60)  # and a later write forgets them
+    assert await store.spent_tickets(T0) == {"t2": T0 + 100, "t4": T0 + 200}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"": T0}, {"x" * 257: T0}, {"t": float("nan")}, {"t": "soon"}, {"t": True}, ["t"]],
+)
+async def test_bad_spent_tickets_are_refused_and_nothing_is_stored(
+    store: Store, bad: object
+) -> None:
+    spent: Any = {"good": T0 + 10, **bad} if isinstance(bad, dict) else bad
+    with pytest.raises(InvalidRequest):
+        await store.spend_tickets(spent, T0)
+    assert await store.spent_tickets(T0) == {}
+
+
+async def test_concurrent_spends_share_commits_and_are_all_durable(sql_backend: Any) -> None:
+    store = await sql_backend.open()
+    await asyncio.gather(*(store.spend_tickets({f"t{i}": T0 + 100}, T0) for i in range(50)))
+    assert store._joins.batches < 50  # enrolments arriving together share a commit
+    await store.close()
+    again = await sql_backend.open()
+    assert await again.spent_tickets(T0) == {f"t{i}": T0 + 100 for i in range(50)}

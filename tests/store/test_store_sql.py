@@ -87,6 +87,39 @@ async def test_the_migrations_build_exactly_the_schema_the_code_queries(
         assert await conn.run_sync(diff) == []
 
 
+def test_spent_tickets_move_from_the_old_map_into_their_table(tmp_path: Path) -> None:
+    import json
+
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from fogmesh.store.migrate import _config
+
+    path = tmp_path / "old.db"
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        command.upgrade(_config(conn), "0001")  # as a database written before 0002
+        old = {"spent-a": 2_000_000_000.0, "spent-b": 2_000_000_100, "junk": "x"}
+        conn.execute(
+            text("INSERT INTO kv (key, value) VALUES (:k, :v)"),
+            {"k": "security.spent_one_shot_tickets", "v": json.dumps(old)},
+        )
+    engine.dispose()
+
+    async def check() -> None:
+        store = await SqlStore.open(f"sqlite:///{path}")
+        try:
+            assert await store.spent_tickets(1_900_000_000.0) == {
+                "spent-a": 2_000_000_000.0,
+                "spent-b": 2_000_000_100.0,
+            }
+            assert await store.get_value("security.spent_one_shot_tickets") is None
+        finally:
+            await store.close()
+
+    asyncio.run(check())
+
+
 async def test_a_database_from_a_newer_version_is_refused_untouched(
     sql_backend: Any, make_task: MakeTask
 ) -> None:

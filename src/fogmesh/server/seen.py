@@ -1,9 +1,12 @@
-"""A durable ``SeenStore`` for one-shot enrolment tickets, kept in the store's ``kv`` table.
+"""A durable ``SeenStore`` for one-shot enrolment tickets, kept in the store's spent-ticket table.
 
 ``TicketVerifier`` calls ``remember`` synchronously, so the spent ids live in memory (loaded at
-start) and ``persist()`` writes them through before the enrolment is answered: the device gets
-its agent ticket only after the spent id is durable, so a token that enrolled a device stays
-spent across a restart. One coordinator per store (as FogCoordinator itself assumes).
+start) and ``persist()`` writes the new ones through before the enrolment is answered: the device
+gets its agent ticket only after its join token's id is durable, so a token that enrolled a device
+stays spent across a restart. Each enrolment writes only its own id (one row), and enrolments
+arriving together share the store's commit, so a connect storm costs one small write per batch
+rather than a rewrite of every id spent so far. One coordinator per store (as FogCoordinator
+itself assumes).
 """
 
 from __future__ import annotations
@@ -16,37 +19,55 @@ from fogmesh.store import Store
 
 __all__ = ["StoreSeenStore"]
 
-KEY: Final = "security.spent_one_shot_tickets"
+# Forget expired ids from memory at most this often: the pass is O(ids), an enrolment is not.
+PRUNE_EVERY_S: Final = 60.0
 
 
 class StoreSeenStore:
-    __slots__ = ("_clock", "_lock", "_spent", "_store")
+    __slots__ = ("_clock", "_next_prune", "_spent", "_store", "_unwritten", "_writes")
 
     def __init__(self, store: Store, clock: Clock) -> None:
         self._store = store
         self._clock = clock
         self._spent: dict[str, float] = {}
-        self._lock = asyncio.Lock()
+        self._unwritten: dict[str, float] = {}  # remembered, not yet handed to a write
+        self._writes: set[asyncio.Future[None]] = set()  # handed to the store, not yet durable
+        self._next_prune = float("-inf")
 
     async def load(self) -> None:
-        value = await self._store.get_value(KEY)
-        if isinstance(value, dict):
-            self._spent = {str(k): float(v) for k, v in value.items() if isinstance(v, int | float)}
+        self._spent = await self._store.spent_tickets(self._clock.time())
 
     def remember(self, key: str, until: float) -> bool:
         now = self._clock.time()
+        if now >= self._next_prune:
+            self._spent = {k: v for k, v in self._spent.items() if v >= now}
+            self._next_prune = now + PRUNE_EVERY_S
         if key in self._spent and self._spent[key] >= now:
             return False
         self._spent[key] = until
+        self._unwritten[key] = until
         return True
 
     async def persist(self) -> None:
-        # One writer at a time: each write carries the whole (pruned) map, so two enrolments
-        # persisting at once cannot drop each other's id.
-        async with self._lock:
-            now = self._clock.time()
-            self._spent = {k: v for k, v in self._spent.items() if v >= now}
-            await self._store.set_value(KEY, dict(self._spent))
+        """Return once every id remembered before this call is durable; raise if its write
+        failed (the id stays spent in memory and is written again by the next call)."""
+        waits: list[asyncio.Future[None]] = list(self._writes)
+        if self._unwritten:
+            batch, self._unwritten = self._unwritten, {}
+            write: asyncio.Future[None] = asyncio.ensure_future(
+                self._store.spend_tickets(batch, self._clock.time())
+            )
+            self._writes.add(write)
+            write.add_done_callback(lambda done: self._written(done, batch))
+            waits.append(write)
+        for write in waits:
+            # Shielded: a caller that gives up must not cancel a write others wait for.
+            await asyncio.shield(write)
+
+    def _written(self, write: asyncio.Future[None], batch: dict[str, float]) -> None:
+        self._writes.discard(write)
+        if write.cancelled() or write.exception() is not None:
+            self._unwritten = {**batch, **self._unwritten}
 
     def __len__(self) -> int:
         return len(self._spent)

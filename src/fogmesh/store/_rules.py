@@ -228,6 +228,24 @@ def check_model_id(model_id: str) -> None:
         raise InvalidRequest("model id must be 1–256 characters", field="model_id")
 
 
+def check_spent(spent: Mapping[str, float]) -> dict[str, float]:
+    """Spent one-shot ticket ids → expiry, checked and copied."""
+    if not isinstance(spent, Mapping):
+        raise InvalidRequest("spent tickets must be a mapping of id to expiry", field="spent")
+    out: dict[str, float] = {}
+    for ticket_id, expires_at in spent.items():
+        if not isinstance(ticket_id, str) or not 0 < len(ticket_id) <= 256:
+            raise InvalidRequest("a ticket id must be 1–256 characters", field="ticket_id")
+        if (
+            isinstance(expires_at, bool)
+            or not isinstance(expires_at, int | float)
+            or not math.isfinite(expires_at)
+        ):
+            raise InvalidRequest("a ticket's expiry must be a finite number", field="expires_at")
+        out[ticket_id] = float(expires_at)
+    return out
+
+
 def check_key(key: str) -> None:
     if not isinstance(key, str) or not 0 < len(key) <= 256:
         raise InvalidRequest("key must be 1–256 characters", field="key")

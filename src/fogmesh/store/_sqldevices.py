@@ -16,7 +16,7 @@ from . import _statements as Q
 from ._batch import Batcher
 from ._sqlconn import SqlBase
 from .base import ClusterRecord, DeviceRecord, DeviceStatus
-from .schema import clusters, device_models, devices, kv
+from .schema import clusters, device_models, devices, kv, spent_tickets
 
 __all__ = ["SqlDevices"]
 
@@ -28,6 +28,11 @@ _DEVICES: Final = (
     .order_by(devices.c.id, device_models.c.model_id)
 )
 _DEVICES_BY_IDS: Final = _DEVICES.where(devices.c.id.in_(bindparam("ids", expanding=True)))
+
+
+class _Spend(NamedTuple):
+    spent: dict[str, float]  # checked
+    now: float
 
 
 class _Beat(NamedTuple):
@@ -59,11 +64,16 @@ class SqlDevices(SqlBase):
             if batch_heartbeats
             else None
         )
-        # A fleet reconnecting after a coordinator restart registers all at once.
-        self._upserts: Batcher[_Upsert, DeviceRecord] | None = (
-            Batcher(self._apply_upserts, name="registrations") if batch_heartbeats else None
+        # A fleet reconnecting after a coordinator restart registers all at once; a connect
+        # storm of new devices also spends a join token each. Both kinds share commits.
+        self._joins: Batcher[_Upsert | _Spend, DeviceRecord | None] | None = (
+            Batcher(self._apply_joins, name="registrations") if batch_heartbeats else None
         )
         self._upserts_sql: dict[bool, Any] = {}  # with labels? → statement (_upsert_statement)
+        upsert = self._insert(spent_tickets)
+        self._spend_sql = upsert.on_conflict_do_update(
+            index_elements=["ticket_id"], set_={"expires_at": upsert.excluded.expires_at}
+        )
 
     # -- devices ----------------------------------------------------------------------------
     async def _load_devices(
@@ -115,9 +125,14 @@ class SqlDevices(SqlBase):
             None if new_labels is None else R.encode_json(new_labels, "labels"),
             now,
         )
-        if self._upserts is not None:
-            return await self._upserts.submit(row)
-        outcome = (await self._apply_upserts([row]))[0]
+        outcome = await self._join(row)
+        assert outcome is not None
+        return outcome
+
+    async def _join(self, item: _Upsert | _Spend) -> DeviceRecord | None:
+        if self._joins is not None:
+            return await self._joins.submit(item)
+        outcome = (await self._apply_joins([item]))[0]
         if isinstance(outcome, FogmeshError):
             raise outcome
         return outcome
@@ -140,34 +155,47 @@ class SqlDevices(SqlBase):
             )
         return stmt
 
-    async def _apply_upserts(self, rows: Sequence[_Upsert]) -> list[DeviceRecord | FogmeshError]:
-        """Register (or take back) devices in one transaction, in arrival order."""
+    async def _apply_joins(
+        self, items: Sequence[_Upsert | _Spend]
+    ) -> list[DeviceRecord | FogmeshError | None]:
+        """Spend join tickets and register (or take back) devices, all in one transaction."""
+        spends = [i for i in items if isinstance(i, _Spend)]
+        rows = [i for i in items if isinstance(i, _Upsert)]
         async with self._write() as conn:
-            for with_labels in (True, False):
-                batch = [r for r in rows if (r.labels is not None) is with_labels]
-                if not batch:
-                    continue
-                stmt = self._upsert_statement(with_labels)
-                await conn.execute(
-                    stmt,
-                    [
-                        {
-                            "id": r.device_id,
-                            "device_type": r.device_type,
-                            "status": DeviceStatus.READY.value,
-                            "profile": r.profile,
-                            "labels": r.labels if r.labels is not None else "{}",
-                            "registered_at": r.now,
-                            "last_heartbeat": r.now,
-                        }
-                        for r in batch
-                    ],
-                )
-            records: dict[str, DeviceRecord] = {}
-            for chunk in Q.chunks(sorted({r.device_id for r in rows})):
-                for record in await self._load_devices(conn, ids=chunk):
-                    records[record.device_id] = record
-        return [records[r.device_id] for r in rows]
+            if spends:
+                await self._spend(conn, spends)
+            records = await self._upsert(conn, rows) if rows else {}
+        return [records[i.device_id] if isinstance(i, _Upsert) else None for i in items]
+
+    async def _upsert(
+        self, conn: AsyncConnection, rows: Sequence[_Upsert]
+    ) -> dict[str, DeviceRecord]:
+        """Register (or take back) devices in arrival order; their records, by id."""
+        for with_labels in (True, False):
+            batch = [r for r in rows if (r.labels is not None) is with_labels]
+            if not batch:
+                continue
+            stmt = self._upsert_statement(with_labels)
+            await conn.execute(
+                stmt,
+                [
+                    {
+                        "id": r.device_id,
+                        "device_type": r.device_type,
+                        "status": DeviceStatus.READY.value,
+                        "profile": r.profile,
+                        "labels": r.labels if r.labels is not None else "{}",
+                        "registered_at": r.now,
+                        "last_heartbeat": r.now,
+                    }
+                    for r in batch
+                ],
+            )
+        records: dict[str, DeviceRecord] = {}
+        for chunk in Q.chunks(sorted({r.device_id for r in rows})):
+            for record in await self._load_devices(conn, ids=chunk):
+                records[record.device_id] = record
+        return records
 
     async def heartbeat(
         self, device_id: str, now: float, profile: DeviceProfile | None = None
@@ -348,6 +376,28 @@ class SqlDevices(SqlBase):
     async def load_clusters(self) -> list[ClusterRecord]:
         async with self._read() as conn:
             return await self._clusters(conn)
+
+    async def spend_tickets(self, spent: Mapping[str, float], now: float) -> None:
+        await self._join(_Spend(R.check_spent(spent), now))
+
+    async def _spend(self, conn: AsyncConnection, items: Sequence[_Spend]) -> None:
+        rows: dict[str, float] = {}
+        for item in items:
+            rows.update(item.spent)
+        await conn.execute(
+            delete(spent_tickets).where(
+                spent_tickets.c.expires_at < max(item.now for item in items)
+            )
+        )
+        if rows:
+            await conn.execute(
+                self._spend_sql, [{"ticket_id": k, "expires_at": v} for k, v in rows.items()]
+            )
+
+    async def spent_tickets(self, now: float) -> dict[str, float]:
+        query = select(spent_tickets).where(spent_tickets.c.expires_at >= now)
+        async with self._read() as conn:
+            return {r.ticket_id: r.expires_at for r in await conn.execute(query)}
 
     async def get_value(self, key: str) -> Any:
         async with self._read() as conn:

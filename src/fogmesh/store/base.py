@@ -243,6 +243,17 @@ class Store(Protocol):
 
     async def load_clusters(self) -> list[ClusterRecord]: ...
 
+    async def spend_tickets(self, spent: Mapping[str, float], now: float) -> None:
+        """Record one-shot ticket ids as spent until their expiry (epoch seconds); durable when
+        this returns. Ids that expired before ``now`` are forgotten. Concurrent calls may share
+        one commit. A bad id (not 1–256 characters) or expiry → ``InvalidRequest``, nothing
+        stored."""
+        ...
+
+    async def spent_tickets(self, now: float) -> dict[str, float]:
+        """The spent one-shot ticket ids that have not expired by ``now``, with their expiry."""
+        ...
+
     async def get_value(self, key: str) -> Any:
         """A coordinator state value (JSON), or ``None``."""
         ...

@@ -7,6 +7,7 @@ so both raise the same errors.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -47,6 +48,8 @@ class MemoryStore:
         self._devices: dict[str, DeviceRecord] = {}
         self._clusters: dict[str, ClusterRecord] = {}
         self._kv: dict[str, Any] = {}
+        self._spent: dict[str, float] = {}  # spent one-shot ticket id → expiry
+        self._spent_min = math.inf  # the earliest expiry in _spent
         self._closed = False
 
     def __repr__(self) -> str:
@@ -393,6 +396,19 @@ class MemoryStore:
     async def load_clusters(self) -> list[ClusterRecord]:
         self._open()
         return [self._clusters[k] for k in sorted(self._clusters)]
+
+    async def spend_tickets(self, spent: Mapping[str, float], now: float) -> None:
+        self._open()
+        checked = R.check_spent(spent)
+        if now > self._spent_min:  # something expired: forget it (rare, so O(ids) is fine)
+            self._spent = {k: v for k, v in self._spent.items() if v >= now}
+            self._spent_min = min(self._spent.values(), default=math.inf)
+        self._spent.update(checked)
+        self._spent_min = min([self._spent_min, *checked.values()])
+
+    async def spent_tickets(self, now: float) -> dict[str, float]:
+        self._open()
+        return {k: v for k, v in self._spent.items() if v >= now}
 
     async def get_value(self, key: str) -> Any:
         self._open()

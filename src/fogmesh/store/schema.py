@@ -27,6 +27,7 @@ __all__ = [
     "device_models",
     "devices",
     "kv",
+    "spent_tickets",
     "task_attempts",
     "tasks",
 ]
@@ -125,4 +126,14 @@ kv = Table(
     METADATA,
     Column("key", String(256), primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+# One row per spent one-shot ticket, until it expires: an enrolment adds one row instead of
+# rewriting a growing list, and the expiry index makes forgetting old ones cheap.
+spent_tickets = Table(
+    "spent_tickets",
+    METADATA,
+    Column("ticket_id", String(256), primary_key=True),
+    Column("expires_at", Double, nullable=False),
+    Index(None, "expires_at"),
 )

@@ -589,8 +589,8 @@ class SqlStore(SqlDevices):
                 await self._reports.close()
             if self._beats is not None:
                 await self._beats.close()
-            if self._upserts is not None:
-                await self._upserts.close()
+            if self._joins is not None:
+                await self._joins.close()
         finally:
             self._closed = True
             await self._engine.dispose()

@@ -8,14 +8,21 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from fogmesh.fog.tasks import Task
-from fogmesh.store import SqlStore
-from fogmesh.store._inline_sqlite import INLINE_COMMIT_S, InlineConnection, inline_connect
+from fogmesh.store import SqlStore, _inline_sqlite
+from fogmesh.store._inline_sqlite import (
+    COMMITS_KEPT,
+    INLINE_COMMIT_S,
+    InlineConnection,
+    inline_connect,
+)
 
 MakeTask = Callable[..., Task]
 
 
-async def test_statements_run_inline_and_commit_off_the_loop(tmp_path: Path) -> None:
+async def test_statements_run_on_the_loop(tmp_path: Path) -> None:
     conn = await inline_connect(str(tmp_path / "x.db"), isolation_level=None)
     try:
         loop_thread = threading.get_ident()
@@ -34,7 +41,25 @@ async def test_statements_run_inline_and_commit_off_the_loop(tmp_path: Path) -> 
         await conn.close()
 
 
-async def test_commit_runs_inline_only_while_recent_commits_were_fast(tmp_path: Path) -> None:
+class _SteppedClock:
+    """``time.perf_counter`` for the module under test: every reading is ``step`` after the
+    one before, so a COMMIT (timed by two readings) appears to take ``step``."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.step = 0.0
+
+    def perf_counter(self) -> float:
+        now = self.now
+        self.now += self.step
+        return now
+
+
+async def test_commit_runs_inline_while_recent_inline_commits_were_fast_and_probes_when_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = _SteppedClock()
+    monkeypatch.setattr(_inline_sqlite, "time", clock)
     conn = await inline_connect(str(tmp_path / "x.db"), isolation_level=None)
     try:
         await conn.execute("CREATE TABLE t (v INTEGER)")
@@ -46,26 +71,45 @@ async def test_commit_runs_inline_only_while_recent_commits_were_fast(tmp_path: 
             return await off_loop(fn, *args)
 
         conn._off_loop = recorded  # type: ignore[method-assign]
+        commits = 0
 
-        async def one_commit() -> None:
+        async def commit(takes: float) -> str:
+            nonlocal commits
+            clock.step = takes
+            where.clear()
             await conn.execute("BEGIN IMMEDIATE")
             await conn.execute("INSERT INTO t VALUES (1)")
-            where.append("commit")
             await conn.commit()
+            commits += 1
+            return "thread" if where else "inline"
 
-        await one_commit()  # nothing measured yet: off the loop, and timed there
-        assert where == ["commit", "thread"]
-        assert conn._commit_s < 1.0  # the average moved toward what it measured
-        conn._commit_s = INLINE_COMMIT_S / 10  # as after a run of fast syncs
-        where.clear()
-        await one_commit()
-        assert where == ["commit"]  # inline
-        conn._commit_s = INLINE_COMMIT_S * 10  # as after a slow sync or a checkpoint
-        where.clear()
-        await one_commit()
-        assert where == ["commit", "thread"]
+        fast, slow = INLINE_COMMIT_S / 5, INLINE_COMMIT_S * 20
+        assert not conn.commits_fast
+        assert await commit(fast) == "inline"  # nothing measured yet: a probe, inline
+        assert conn.commits_fast
+        for _ in range(COMMITS_KEPT - 1):
+            assert await commit(fast) == "inline"
+        for _ in range(COMMITS_KEPT // 2 - 1):  # a few slow ones (checkpoints) …
+            assert await commit(slow) == "inline"
+        assert conn.commits_fast  # … do not move the median
+        assert await commit(slow) == "inline"  # half of the recent ones slow: it moves
+        assert not conn.commits_fast
+        kept = list(conn._commits)
+        assert await commit(fast) == "thread"  # on the thread …
+        assert await commit(slow) == "thread"
+        assert list(conn._commits) == kept  # … and not timed there (GIL waits would count)
+        clock.now = conn._probe_at  # the next probe is due
+        assert await commit(fast) == "inline"  # it runs inline, starts the record afresh …
+        assert conn.commits_fast and len(conn._commits) == 1
+        assert await commit(fast) == "inline"  # … and the next ones stay inline
+        assert await commit(slow) == "inline"  # [fast, fast, slow]: still fast
+        assert await commit(slow) == "inline"  # [fast, fast, slow, slow]: now slow
+        assert await commit(fast) == "thread"
+        clock.now = conn._probe_at
+        assert await commit(slow) == "inline"  # a slow probe …
+        assert await commit(fast) == "thread"  # … keeps commits on the thread till the next
         async with conn.execute("SELECT count(*) FROM t") as cur:
-            assert (await cur.fetchone())[0] == 3
+            assert (await cur.fetchone())[0] == commits
     finally:
         await conn.close()
 

@@ -6,11 +6,16 @@ the event loop and the worker trade the GIL on each one: measured, that was abou
 coordinator's CPU per task. Yet a statement on a WAL database inside a transaction this process
 already holds does no I/O that can wait: it works on pages in memory. Two calls can block:
 
-* ``COMMIT`` writes, fsyncs under ``synchronous=FULL`` and may checkpoint: it goes to the
-  worker thread, which waits without the GIL — unless the recent commits took under
-  ``INLINE_COMMIT_S`` (0.5 ms) on average (a fast disk: 0.12 ms on the development machine in
-  late 2026, 4 ms on the one before), when it runs inline. Each commit is timed either way, so
-  a disk that slows down (or a checkpoint) sends the next ones back to the thread.
+* ``COMMIT`` writes, fsyncs under ``synchronous=FULL`` and may checkpoint: it runs inline
+  while the median of the connection's last ``COMMITS_KEPT`` inline commits is under
+  ``INLINE_COMMIT_S`` (0.5 ms; a fast disk: 0.12–0.3 ms on the development machines in late
+  2026, 4 ms on an earlier one), and otherwise goes to the worker thread, which waits without
+  the GIL. A median, because a few slow commits (a checkpoint, a busy disk for a moment) must
+  not send the next ones away: on the thread, under load, a commit waits for the GIL behind the
+  busy loop and then for the loop to come back to it, ten times as long as the sync, holding
+  the write lock. For the same reason only inline commits are timed. While commits go to the
+  thread, one every ``PROBE_EVERY_S`` runs inline to measure the disk again; a fast probe
+  brings the next ones back (and one slow inline commit after it sends them away again).
 * ``BEGIN IMMEDIATE`` waits up to ``busy_timeout`` if another process holds the write lock (an
   embedded ``EdgeManager`` or a CLI command on the same file). It is tried inline with the
   timeout at zero, which almost always succeeds at once; only if the lock is taken does it go to
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Callable
 from functools import partial
 from typing import Any, Final
@@ -38,16 +44,30 @@ __all__ = ["InlineConnection", "inline_connect"]
 _BLOCKING_PREFIXES = ("COMMIT", "END", "VACUUM", "PRAGMA WAL_CHECKPOINT")
 
 
-# A COMMIT that took less than this (a moving average of the last ones) runs inline: on a disk
+# COMMITs run inline while the median of the recent inline ones took less than this: on a disk
 # that syncs in a tenth of a millisecond the hop to the worker thread and back — and, under
 # load, the wait for the event loop to come back to the transaction while it holds the write
 # lock every other writer queues for — costs far more than the sync itself.
 INLINE_COMMIT_S: Final = 0.0005
+COMMITS_KEPT: Final = 16
+# While commits go to the worker thread, run one inline this often to see whether the disk is
+# fast again (on a slow disk that blocks the loop for one commit, a few times a second).
+PROBE_EVERY_S: Final = 0.25
 
 
 class InlineConnection(aiosqlite.Connection):
     _busy_ms: int | None = None  # the connection's busy_timeout, read on first BEGIN
-    _commit_s: float = 1.0  # moving average of COMMIT's duration: off the loop until measured
+    _probe_at: float = 0.0  # monotonic time of the next inline probe while off the loop
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._commits: deque[float] = deque(maxlen=COMMITS_KEPT)  # recent inline, seconds
+
+    @property
+    def commits_fast(self) -> bool:
+        """Whether the recent inline commits (median) were fast enough to keep inline."""
+        recent = sorted(self._commits)
+        return bool(recent) and recent[len(recent) // 2] < INLINE_COMMIT_S
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if _is_commit(self, fn, args):
@@ -64,17 +84,21 @@ class InlineConnection(aiosqlite.Connection):
         return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
 
     async def _commit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        def timed() -> Any:
-            t0 = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                took = time.perf_counter() - t0
-                self._commit_s += 0.2 * (took - self._commit_s)
-
-        if self._commit_s < INLINE_COMMIT_S and self._running and self._connection:
-            return timed()
-        return await self._off_loop(timed)
+        if not self._running or not self._connection:
+            return await self._off_loop(fn, *args, **kwargs)
+        fast = self.commits_fast
+        t0 = time.perf_counter()
+        if not fast and t0 < self._probe_at:
+            return await self._off_loop(fn, *args, **kwargs)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            took = time.perf_counter() - t0
+            if not fast:  # a probe starts the record afresh
+                self._commits.clear()
+            self._commits.append(took)
+            if not self.commits_fast:
+                self._probe_at = t0 + took + PROBE_EVERY_S
 
     async def _begin(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         raw = self._conn

@@ -6,6 +6,11 @@
   polling the file lock. Reads are single statements on their own pooled connections; under WAL
   they never wait for the writer.
 * PostgreSQL: READ COMMITTED; writers run in parallel.
+* Connections are closed (returned to the pool) inline. SQLAlchemy's ``async with
+  engine.connect()`` closes in a task of its own that the caller waits for: two more turns of
+  the event loop for every read and write, and under load — when a turn takes milliseconds —
+  SQLite's write lock stayed held through them while every other writer queued. A close that is
+  cancelled part-way is finished by the pool, which discards that connection.
 
 Database errors are translated here: a constraint violation → ``Conflict``, anything else →
 ``StoreError``.
@@ -116,26 +121,45 @@ class SqlBase:
         lock = self._write_lock
         if lock is not None:
             await lock.acquire()
+        held = lock
         try:
-            async with self._write_engine.begin() as conn:
-                yield conn
+            conn = await self._write_engine.connect()
+            try:
+                async with conn.begin():
+                    yield conn
+            finally:
+                # The transaction is over: the next writer need not wait for the pool.
+                if held is not None:
+                    held.release()
+                    held = None
+                await conn.close()
         except sa_exc.IntegrityError as exc:
             raise Conflict(f"constraint violated: {exc.orig}") from exc
         except (sa_exc.SQLAlchemyError, OSError) as exc:
             raise StoreError(f"database write failed: {exc}") from exc
         finally:
-            if lock is not None:
-                lock.release()
+            if held is not None:
+                held.release()
 
     @contextlib.asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
         if self._closed:
             raise StoreError("store is closed")
         try:
-            async with self._engine.connect() as conn:
+            async with _connection(self._engine) as conn:
                 yield conn
         except (sa_exc.SQLAlchemyError, OSError) as exc:
             raise StoreError(f"database read failed: {exc}") from exc
+
+
+@contextlib.asynccontextmanager
+async def _connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A pooled connection, closed inline (see the module's docstring)."""
+    conn = await engine.connect()
+    try:
+        yield conn
+    finally:
+        await conn.close()
 
 
 def _configure_sqlite(engine: AsyncEngine, synchronous: SqliteSync, busy_timeout_s: float) -> None:

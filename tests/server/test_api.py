@@ -67,6 +67,7 @@ async def test_status_and_metrics(api: Api) -> None:
     assert 'fogmesh_queue_depth{priority="high"} 1' in text
     assert 'fogmesh_devices{status="ready"} 0' in text
     assert "# TYPE fogmesh_dispatch_to_start_seconds histogram" in text
+    assert "fogmesh_handshake_waits_total 0" in text
 
 
 @pytest.mark.parametrize(

@@ -65,6 +65,8 @@ from fogmesh.wire.messages import (
     Welcome,
 )
 
+from ._admission import SetupGate
+
 if TYPE_CHECKING:
     from fogmesh.server.service import CoordinatorService
 
@@ -109,6 +111,7 @@ class AgentHub:
     def __init__(self, service: CoordinatorService) -> None:
         self._service = service
         self.sessions: dict[str, _Session] = {}
+        self.setup = SetupGate(service.config.handshakes_at_once)
 
     # -- dispatch (called from the scheduling round) ---------------------------------------
     def dispatch(self, task: Task) -> None:
@@ -195,9 +198,20 @@ class AgentHub:
         """The authenticated device, its channel, and its agent ticket (None when enrolling)."""
         svc = self._service
         responder = NoiseResponder(svc.keys.noise, PROLOGUE)
-        responder.read_message(await _recv_frame(ws))
-        await ws.send_bytes(responder.write_message())
-        payload = responder.read_message(await _recv_frame(ws))
+        first = await _recv_frame(ws)
+        async with self.setup.handshake_step():
+            responder.read_message(first)
+            await ws.send_bytes(responder.write_message())
+        third = await _recv_frame(ws)
+        async with self.setup.handshake_step():
+            return await self._authenticate(ws, responder, third)
+
+    async def _authenticate(
+        self, ws: WebSocket, responder: NoiseResponder, third: bytes
+    ) -> tuple[AuthenticatedDevice, SecureChannel, Ticket | None]:
+        """Message 3: the device's identity and ticket; an enrolment is answered here."""
+        svc = self._service
+        payload = responder.read_message(third)
         device = accept_device_hello(responder, payload)
         transport = responder.transport()
         channel = SecureChannel(transport, ws.send_bytes, lambda: _recv_frame(ws))
@@ -245,18 +259,19 @@ class AgentHub:
         first = await session.channel.recv()
         if not isinstance(first, Register):
             raise ProtocolError("the first message of a session must be 'register'")
-        profile = _profile(first.profile, device.device_id)
-        session.channel.bundling = first.bundles
-        if coordinator.knows_device(device.device_id):
-            await coordinator.update_node_state(device.device_id, profile)
-        else:
-            await coordinator.register_node(profile, labels=first.labels)
-        old = self.sessions.get(device.device_id)
-        self.sessions[device.device_id] = session
+        with self.setup.registration():
+            profile = _profile(first.profile, device.device_id)
+            session.channel.bundling = first.bundles
+            if coordinator.knows_device(device.device_id):
+                await coordinator.update_node_state(device.device_id, profile)
+            else:
+                await coordinator.register_node(profile, labels=first.labels)
+            old = self.sessions.get(device.device_id)
+            self.sessions[device.device_id] = session
+            await session.outbox.put(self._welcome(device.device_id, ticket))
         if old is not None:
             with contextlib.suppress(Exception):
                 await old.websocket.close(4409, "replaced by a newer session")
-        await session.outbox.put(self._welcome(device.device_id, ticket))
         await self._resume(session, {(r.task_id, r.attempt) for r in first.holding})
         while True:
             message = await session.channel.recv()

@@ -25,6 +25,10 @@ class ServerConfig:
     admin_ticket_ttl: float = 365 * 86_400.0
     public_url: str | None = None  # the URL written into join tokens; default http://host:port
     knowledge_k: int = 10  # k-anonymity threshold of the global knowledge store
+    # Handshake steps the agent endpoint works on at once; registrations go first (see
+    # server/_admission.py). A step is CPU work of about a millisecond, plus the enrolment's
+    # commit: a few keep the event loop busy without making registered devices wait.
+    handshakes_at_once: int = 4
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65_535:
@@ -35,6 +39,10 @@ class ServerConfig:
             raise ConfigError("must be an integer ≥ 2", field="knowledge_k")
         if self.max_body_bytes < 1024:
             raise ConfigError("must be at least 1024", field="max_body_bytes")
+        if isinstance(self.handshakes_at_once, bool) or not (
+            isinstance(self.handshakes_at_once, int) and self.handshakes_at_once >= 1
+        ):
+            raise ConfigError("must be an integer ≥ 1", field="handshakes_at_once")
 
     @property
     def url(self) -> str:

@@ -114,6 +114,12 @@ def render(metrics: Metrics, status: Mapping[str, Any]) -> str:
     out.append(f"fogmesh_model_transfers_total {metrics.model_transfers}")
     out += _family("fogmesh_handshake_failures_total", "counter", "Refused agent sessions.")
     out += _labelled("fogmesh_handshake_failures_total", "code", metrics.handshake_failures)
+    out += _family(
+        "fogmesh_handshake_waits_total",
+        "counter",
+        "Agent handshake steps that waited for others or for registrations (connect storms).",
+    )
+    out.append(f"fogmesh_handshake_waits_total {status.get('handshakes_waited', 0)}")
     for name, hist, text in (
         ("fogmesh_dispatch_to_start_seconds", metrics.dispatch_to_start, "Placement to start."),
         ("fogmesh_submit_to_finish_seconds", metrics.submit_to_finish, "Submit to result."),

@@ -179,6 +179,7 @@ class CoordinatorService:
     def status(self) -> dict[str, Any]:
         status = self.coordinator.get_system_status()
         status["agents_connected"] = len(self.hub.sessions)
+        status["handshakes_waited"] = self.hub.setup.waited
         return status
 
 

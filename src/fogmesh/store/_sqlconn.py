@@ -132,7 +132,7 @@ class SqlBase:
                 if held is not None:
                     held.release()
                     held = None
-                await conn.close()
+                await _close(conn)
         except sa_exc.IntegrityError as exc:
             raise Conflict(f"constraint violated: {exc.orig}") from exc
         except (sa_exc.SQLAlchemyError, OSError) as exc:
@@ -159,6 +159,13 @@ async def _connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     try:
         yield conn
     finally:
+        await _close(conn)
+
+
+async def _close(conn: AsyncConnection) -> None:
+    # A failure to hand the connection back must neither fail a transaction that committed nor
+    # hide the error of one that did not; the pool discards a connection it could not reset.
+    with contextlib.suppress(sa_exc.SQLAlchemyError, OSError):
         await conn.close()
 
 

@@ -77,3 +77,32 @@ def test_the_round_bound_counts_slot_cap_times_the_largest_placement_at_most() -
     assert cpu_bound(n, res.extra["a"]) == 3.0 and mem_bound(n, res.extra["a"]) == 1200
     res.add("a", -1.0, -400, -1)  # a preempted lease gives its share back
     assert cpu_bound(n, res.extra["a"]) == 3.0  # … of the sum (5.75 − 1), not of the bound
+
+
+def test_preemption_frees_only_what_leaves_the_peak() -> None:
+    # The property test's counter-example: 2 slots on 2 cores (fit 2.5 with packing); leases
+    # 2.0 (NORMAL) + 0.5 + 0.5 (LOW), peak 2.0 + 0.5 = 2.5. Evicting both 0.5s frees 0.5 of the
+    # peak, not 1.0: the CRITICAL 1.0 would run beside the 2.0 at 3.0 > 2.5. The 2.0 must go,
+    # and one 0.5 with it (two slots; a 10-s task takes no queue place): peak 0.5 + 1.0.
+    low, normal = TaskPriority.LOW, TaskPriority.NORMAL
+    leases = [
+        RunningTask("r0", low, 0.5, 64, 0.0, 10.0),
+        RunningTask("r1", low, 0.5, 64, 1.0, 10.0),
+        RunningTask("r2", normal, 2.0, 64, 2.0, 10.0),
+    ]
+    n = node("d", cpu_cores=2, memory_mb=512, optimization=opt(tasks=2), running=leases)
+    assert n.cpu_used == 2.5 and n.cpu_fit == 2.5
+    plan = place(ClusterSnapshot([n]), [task("t", TaskPriority.CRITICAL, cpu=1.0, mem=64)], 0.0)
+    (p,) = plan.placements
+    assert p.preempts == ("r1", "r2")
+    kept = [t.cpu_cores for t in leases if t.task_id not in p.preempts]
+    assert sum(sorted([*kept, 1.0])[-2:]) <= n.cpu_fit
+
+
+def test_evicting_and_restoring_leases_leaves_no_trace_in_later_placements() -> None:
+    # Eviction adjusts the sums only: the largest-placement marks stay those of placements.
+    res = Reservations()
+    res.add("x", 0.5, 64, 1)
+    res.adjust("x", -2.0, -900, -1)
+    res.adjust("x", 2.0, 900, 1)
+    assert res.extra["x"][3:] == [0.5, 64, 1]

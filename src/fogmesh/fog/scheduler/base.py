@@ -198,6 +198,16 @@ class Reservations:
                 e[4] = mem
             e[5] += count
 
+    def adjust(self, device_id: str, cpu: float, mem: float, count: int) -> None:
+        """Change the sums alone, not the largest placement: for evicting running work (and
+        putting it back), which is no placement of this plan."""
+        e = self.extra.get(device_id)
+        if e is None:
+            e = self.extra[device_id] = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+        e[0] += cpu
+        e[1] += mem
+        e[2] += count
+
     def used(self, node: NodeView) -> tuple[float, float, int]:
         e = self.extra.get(node.device_id)
         if e is None:

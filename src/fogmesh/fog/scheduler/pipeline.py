@@ -19,6 +19,7 @@ No I/O, no clock, no unseeded randomness: the same inputs and seed give the same
 from __future__ import annotations
 
 import heapq
+import math
 import random
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
@@ -62,7 +63,7 @@ from fogmesh.fog.scheduler.index import (
     has_free_slot,
 )
 from fogmesh.fog.scheduler.scorers import default_scorers
-from fogmesh.fog.scheduler.snapshot import ClusterSnapshot, NodeView
+from fogmesh.fog.scheduler.snapshot import ClusterSnapshot, NodeView, RunningTask
 from fogmesh.fog.tasks import Task, TaskPriority, TaskState
 
 __all__ = ["Pipeline", "effective_priority", "place"]
@@ -676,27 +677,29 @@ class _Run:
             if not victims:
                 continue
             victims.sort(key=lambda t: (t.priority, -t.started_at, t.task_id))
-            chosen = []
+            chosen: list[RunningTask] = []
             did = node.device_id
+            gone = {t.task_id for t in node.running if t.task_id in self.preempted_ids}
+            before = _peak_without(node, gone)
+            freed: tuple[float, float, int] = (0.0, 0.0, 0)
             for t in victims:
                 chosen.append(t)
-                res.add(did, -t.cpu_cores, -t.memory_mb, -1)
+                freed = _free(res, did, node, gone, chosen, before, freed)
                 if _passes(filters, node, need, res):
                     break
             else:
-                for t in chosen:
-                    res.add(did, t.cpu_cores, t.memory_mb, 1)
+                _free(res, did, node, gone, [], before, freed)
                 continue
             # Put back any early victim the task does not actually need gone.
             for t in list(reversed(chosen[:-1])):
-                res.add(did, t.cpu_cores, t.memory_mb, 1)
+                keep = [c for c in chosen if c is not t]
+                trial = _free(res, did, node, gone, keep, before, freed)
                 if _passes(filters, node, need, res):
-                    chosen.remove(t)
+                    chosen, freed = keep, trial
                 else:
-                    res.add(did, -t.cpu_cores, -t.memory_mb, -1)
+                    _free(res, did, node, gone, chosen, before, trial)
             sc = self.p.score(node, need, res)
-            for t in chosen:
-                res.add(did, t.cpu_cores, t.memory_mb, 1)
+            _free(res, did, node, gone, [], before, freed)
             cost = (len(chosen), sum(int(t.priority) for t in chosen), -sc, did)
             if best is None or cost < best[0]:
                 best = (cost, node, [t.task_id for t in chosen])
@@ -705,9 +708,10 @@ class _Run:
 
         _, node, ids = best
         by_id = {t.task_id: t for t in node.running}
+        gone = {t.task_id for t in node.running if t.task_id in self.preempted_ids}
+        _free(res, node.device_id, node, gone, [by_id[i] for i in ids], _peak_without(node, gone))
         for tid in ids:
             t = by_id[tid]
-            res.add(node.device_id, -t.cpu_cores, -t.memory_mb, -1)
             self.preempted_ids.add(tid)
             self.preempted.append(
                 Preemption(
@@ -724,6 +728,42 @@ class _Run:
         d.feasible = [(self.p.score(node, need, res), node)]
         self._commit(node, need, ep, d, tuple(ids))
         return True
+
+
+def _peak_without(node: NodeView, gone: set[str]) -> tuple[float, float]:
+    """The device's peak CPU and memory from its leases, ``gone`` left out: the ``slot_cap``
+    largest of each, as the snapshot counts them (``NodeView.cpu_used``)."""
+    kept = [t for t in node.running if t.task_id not in gone]
+    k = node.slot_cap
+    cpus = sorted(t.cpu_cores for t in kept)
+    mems = sorted(t.memory_mb for t in kept)
+    if 0 < k < len(kept):
+        cpus, mems = cpus[-k:], mems[-k:]
+    return math.fsum(cpus), float(sum(mems))
+
+
+def _free(
+    res: Reservations,
+    did: str,
+    node: NodeView,
+    gone: set[str],
+    victims: list[RunningTask],
+    before: tuple[float, float],
+    freed: tuple[float, float, int] = (0.0, 0.0, 0),
+) -> tuple[float, float, int]:
+    """Set the reservations to ``victims`` evicted (on top of ``gone``), given that ``freed``
+    is evicted now; returns what the victims free.
+
+    A lease outside the device's ``slot_cap`` largest frees nothing of its peak, so the freed
+    amount is the difference of two peaks, never the victims' own sum.
+    """
+    if victims:
+        cpu, mem = _peak_without(node, gone | {t.task_id for t in victims})
+        now = (before[0] - cpu, before[1] - mem, len(victims))
+    else:
+        now = (0.0, 0.0, 0)
+    res.adjust(did, freed[0] - now[0], freed[1] - now[1], freed[2] - now[2])
+    return now
 
 
 def _rank(candidate: tuple[float, NodeView]) -> tuple[float, str]:

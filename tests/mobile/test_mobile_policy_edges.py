@@ -254,7 +254,7 @@ CASES = [
         ("battery_conservative", "thermal_warm", "mode_balanced"),
         id="cons+warm",
     ),
-    # ── platform thermal status takes precedence over °C ──
+    # ── platform thermal status and °C: the stricter wins ──
     # android 3 = SEVERE ≥ hot level 3 → power_save, CPU 30, although 30 °C is cool
     pytest.param(
         phone(cpu_temp_c=30.0, platform_thermal=PlatformThermal("android", 3)),
@@ -265,15 +265,25 @@ CASES = [
         ("thermal_hot", "mode_power_save"),
         id="android-3-over-30C",
     ),
-    # android 0 = NOMINAL: 70 °C is ignored
+    # android 0 = NOMINAL beside 70 °C ≥ critical 65: the reading is stricter → critical
     pytest.param(
         phone(cpu_temp_c=70.0, platform_thermal=PlatformThermal("android", 0)),
-        PERF,
-        100,
-        None,
-        8,
-        (),
-        id="android-0-over-70C",
+        CRIT,
+        15,
+        256,
+        0,
+        ("thermal_critical", "mode_critical"),
+        id="android-0-beside-70C",
+    ),
+    # android 1 = LIGHT (warm) beside 58 °C ≥ hot 55: hot, both readings named
+    pytest.param(
+        phone(cpu_temp_c=58.0, platform_thermal=PlatformThermal("android", 1)),
+        SAVE,
+        30,
+        512,
+        1,
+        ("thermal_warm", "thermal_hot", "mode_power_save"),
+        id="android-1-beside-58C",
     ),
     # android 1 LIGHT and 2 MODERATE → warm (levels 1–2 < hot level 3)
     pytest.param(
@@ -459,11 +469,11 @@ def test_charging_text_says_what_it_is_treated_as() -> None:
     )
 
 
-def test_platform_text_names_the_status_and_precedence() -> None:
+def test_platform_text_names_the_status_and_the_rule() -> None:
     opt = evaluate(phone(cpu_temp_c=30.0, platform_thermal=PlatformThermal("ios", 2)), P)
     (thermal,) = [r for r in opt.reasons if r.code.startswith("thermal_")]
     assert "ios status 2 (severe)" in thermal.text
-    assert "precedence over °C" in thermal.text
+    assert "stricter of the platform's status and °C wins" in thermal.text
 
 
 def test_every_reason_has_code_and_text() -> None:

@@ -157,8 +157,9 @@ def evaluate(
             reasons.append(_reason((code, f"battery {pct:g}{rest}")))
     effective = band - 1 if charging and band else band
 
-    # Thermal: the platform's own verdict, when present, overrides the °C reading (the OS
-    # already smooths its status, so no hysteresis is added on top).
+    # Thermal: the platform's own status and the °C reading are two readings of one danger;
+    # the stricter band wins, as with every other limit (a status of "none" beside 70 °C must
+    # not lift the limit). The OS smooths its status itself, so only the °C band has hysteresis.
     tband = 0
     platform = profile.platform_thermal
     if platform is not None:
@@ -166,21 +167,22 @@ def evaluate(
         tband = t.platform[key]
         if tband:
             reasons.append(texts.platform[key])
-    else:
-        temp = profile.cpu_temp_c
-        if temp is not None and temp == temp:
-            warm, hot, tcrit = t.thermal
-            tband = 3 if temp >= tcrit else 2 if temp >= hot else 1 if temp >= warm else 0
-            held = 0
-            if previous is not None and previous.thermal_band > tband:
-                lw, lh, lc = t.thermal_leave
-                shifted = 3 if temp >= lc else 2 if temp >= lh else 1 if temp >= lw else 0
-                kept = min(int(previous.thermal_band), shifted)
-                if kept > tband:
-                    tband, held = kept, 1
-            if tband:
-                code, rest = texts.thermal[tband][held]
-                reasons.append(_reason((code, f"CPU {temp:g}{rest}")))
+    temp = profile.cpu_temp_c
+    if temp is not None and temp == temp:
+        warm, hot, tcrit = t.thermal
+        cband = 3 if temp >= tcrit else 2 if temp >= hot else 1 if temp >= warm else 0
+        held = 0
+        if previous is not None and previous.thermal_band > cband:
+            lw, lh, lc = t.thermal_leave
+            shifted = 3 if temp >= lc else 2 if temp >= lh else 1 if temp >= lw else 0
+            kept = min(int(previous.thermal_band), shifted)
+            if kept > cband:
+                cband, held = kept, 1
+        if cband:
+            code, rest = texts.thermal[cband][held]
+            reasons.append(_reason((code, f"CPU {temp:g}{rest}")))
+        if cband > tband:
+            tband = cband
 
     low_power = profile.low_power_mode is True
     if low_power:

@@ -104,7 +104,7 @@ def compile_reason_texts(p: ResourcePolicy) -> ReasonTexts:
                     f"thermal_{name}",
                     f"platform thermal {os_name} status {status} ({level.name.lower()}) → "
                     f"{name}, {MODE_NAMES[band]}, CPU ≤ {thermal_cpu[band]:g}% "
-                    "(the platform's verdict takes precedence over °C)",
+                    "(the stricter of the platform's status and °C wins)",
                 )
 
     memory_at = (0.0, p.memory_low_gb * 1024, p.memory_critical_gb * 1024)

@@ -244,3 +244,29 @@ def test_a_foreign_master_key_cannot_read_the_vault(tmp_path: Path, clock: Manua
     MasterKey.load_or_create(key)  # someone else's key
     with pytest.raises(IntegrityError, match="sealed under an unknown master key"):
         _twin(tmp_path, clock)
+
+
+def test_a_revoked_source_stays_revoked_when_the_twin_opens_again(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    # The seed example passes the same preferences at every start: they must not undo the
+    # owner's revocation; neither may the preferences stored when the twin was created.
+    prefs = UserPreferences(enabled_sources={DataSource.CONVERSATIONS, DataSource.APP_USAGE})
+    twin = DigitalTwinConcierge(tmp_path / "t", prefs, clock=clock)
+    twin.revoke_consent("conversations")
+    twin.close()
+    for given in (None, prefs):
+        twin = DigitalTwinConcierge(tmp_path / "t", given, clock=clock)
+        assert twin.vault.consented() == {DataSource.APP_USAGE}
+        assert twin.preferences.enabled_sources == {DataSource.APP_USAGE}
+        with pytest.raises(ConsentError):
+            twin.ingest("conversations", [Record(DataSource.CONVERSATIONS, START, {"text": "x"})])
+        twin.close()
+    # only an explicit grant brings it back, and that sticks too
+    twin = DigitalTwinConcierge(tmp_path / "t", clock=clock)
+    twin.grant_consent("conversations")
+    twin.close()
+    twin = DigitalTwinConcierge(tmp_path / "t", clock=clock)
+    assert twin.vault.consented() == {DataSource.APP_USAGE, DataSource.CONVERSATIONS}
+    assert twin.preferences.enabled_sources == twin.vault.consented()
+    twin.close()

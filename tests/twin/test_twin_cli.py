@@ -117,3 +117,54 @@ def test_init_embeddings_without_the_extra_is_refused(
     err = capsys.readouterr().err
     assert "'embeddings' extra" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "t").exists()  # refused before anything was created
+
+
+def test_init_on_an_existing_twin_changes_only_what_it_is_told(tmp_path: Path) -> None:
+    data = tmp_path / "twin"
+    first = twin(
+        data, "init", "--retention-hours", "6", "--privacy-mode", "strict",
+        "--timezone", "Europe/Berlin", "--allow-elevation",
+    )["preferences"]  # fmt: skip
+    twin(data, "consent", "grant", "calendar")
+    after = twin(data, "init", "--only-when-charging")["preferences"]
+    assert after == first | {"learn_only_when_charging": True, "enabled_sources": ["calendar"]}
+    back = twin(data, "init", "--on-any-power", "--no-elevation", "--timezone", "device")
+    assert back["preferences"]["learn_only_when_charging"] is False
+    assert back["preferences"]["allow_elevation"] is False
+    assert back["preferences"]["timezone"] is None
+    assert back["preferences"]["max_data_retention_hours"] == 6
+
+
+def test_learn_numbers_cycles_and_counts_events_not_slots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FOGMESH_PROFILE", "desktop")
+    data = tmp_path / "twin"
+    events = []
+    for day in range(2, 9):
+        events += [
+            "BEGIN:VEVENT",
+            f"UID:e{day}",
+            f"DTSTART:202611{day:02d}T090000Z",
+            f"DTEND:202611{day:02d}T110000Z",
+            "SUMMARY:standup",
+            "END:VEVENT",
+        ]
+    ics = tmp_path / "cal.ics"
+    ics.write_text("\r\n".join(["BEGIN:VCALENDAR", "VERSION:2.0", *events, "END:VCALENDAR"]))
+    usage = tmp_path / "usage.csv"
+    usage.write_text(USAGE)
+    twin(data, "consent", "grant", "calendar")
+    twin(data, "consent", "grant", "app_usage")
+    twin(data, "ingest", "--source", "calendar", str(ics))
+    first = twin(data, "learn")
+    assert first["cycle"] == 1 and first["learned"] is True
+    cal = first["per_source"]["calendar"]
+    assert cal["records"] == 7 and cal["samples"] > 7  # 7 events, one sample per hour of span
+    assert "7 calendar events" in first["reason"]
+    idle = runner.invoke(app, ["twin", "learn", "--data-dir", str(data)])
+    assert idle.exit_code == 0 and "no cycle run (1 so far)" in idle.output
+    twin(data, "ingest", "--source", "app_usage", str(usage))
+    second = runner.invoke(app, ["twin", "learn", "--data-dir", str(data)])
+    assert second.exit_code == 0 and second.output.startswith("cycle 2:"), second.output
+    assert "4 app openings" in second.output

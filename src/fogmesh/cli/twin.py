@@ -60,36 +60,49 @@ def _emit(info: Any, as_json: bool, text: str) -> None:
 def init(
     data_dir: DataDir = None,
     retention_hours: Annotated[
-        int, typer.Option("--retention-hours", help="hours raw data is kept (1–24)")
-    ] = 24,
+        int | None, typer.Option("--retention-hours", help="hours raw data is kept (1–24)")
+    ] = None,
     privacy_mode: Annotated[
-        str, typer.Option("--privacy-mode", help="strict, balanced or open (see docs/twin.md)")
-    ] = "balanced",
+        str | None,
+        typer.Option("--privacy-mode", help="strict, balanced or open (see docs/twin.md)"),
+    ] = None,
     only_when_charging: Annotated[
-        bool, typer.Option("--only-when-charging", help="learn only while on mains power")
-    ] = False,
+        bool | None,
+        typer.Option("--only-when-charging/--on-any-power", help="learn only while on mains power"),
+    ] = None,
     allow_elevation: Annotated[
-        bool, typer.Option("--allow-elevation", help="consent to offer noised knowledge globally")
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--allow-elevation/--no-elevation", help="consent to offer noised knowledge globally"
+        ),
+    ] = None,
     delete_after_learning: Annotated[
-        bool,
-        typer.Option("--delete-after-learning", help="delete raw records once a cycle learnt them"),
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--delete-after-learning/--keep-after-learning",
+            help="delete raw records once a cycle learnt them",
+        ),
+    ] = None,
     timezone: Annotated[
         str | None,
         typer.Option(
-            "--timezone", help="IANA zone your routine runs in (default: follow the device's)"
+            "--timezone",
+            help="IANA zone your routine runs in; 'device' follows the device's zone",
         ),
     ] = None,
     embeddings: Annotated[
-        bool,
+        bool | None,
         typer.Option(
-            "--embeddings", help="hybrid BM25 + embedding search (needs the embeddings extra)"
+            "--embeddings/--no-embeddings",
+            help="hybrid BM25 + embedding search (needs the embeddings extra)",
         ),
-    ] = False,
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Create (or reconfigure) the twin: its key, its vault and your preferences.
+    """Create the twin (its key, its vault and your preferences), or change the settings given.
+
+    On an existing twin only the options given change; the rest stay as they are. A new twin
+    starts from the defaults: 24 h retention, balanced privacy, the device's time zone.
 
     Example: fogmesh twin init --retention-hours 12 --privacy-mode strict --timezone Europe/Berlin
     """
@@ -97,25 +110,29 @@ def init(
         raise ConfigError(EXTRA_HINT, field="embeddings")
     directory = _dir(data_dir)
     existing = DigitalTwinConcierge(directory)
+    stored = existing.preferences
     sources = existing.vault.consented()
     existing.close()
-    prefs = UserPreferences(
-        enabled_sources=sources,
-        max_data_retention_hours=retention_hours,
-        privacy_mode=privacy_mode,
-        learn_only_when_charging=only_when_charging,
-        allow_elevation=allow_elevation,
-        delete_after_learning=delete_after_learning,
-        timezone=timezone,
-        embeddings=embeddings,
-    )
+    changes: dict[str, object] = {
+        "max_data_retention_hours": retention_hours,
+        "privacy_mode": privacy_mode,
+        "learn_only_when_charging": only_when_charging,
+        "allow_elevation": allow_elevation,
+        "delete_after_learning": delete_after_learning,
+        "embeddings": embeddings,
+    }
+    values = stored.to_dict() | {k: v for k, v in changes.items() if v is not None}
+    if timezone is not None:
+        values["timezone"] = None if timezone.strip().lower() == "device" else timezone
+    values["enabled_sources"] = sources
+    prefs = UserPreferences(**values)
     with DigitalTwinConcierge(directory, prefs) as twin:
         info = twin.status()
     _emit(
         info,
         as_json,
-        f"twin ready in {directory} ({privacy_mode}, {retention_hours} h, {info['timezone']}, "
-        f"search: {info['search']})",
+        f"twin ready in {directory} ({prefs.privacy_mode}, {prefs.max_data_retention_hours} h, "
+        f"{info['timezone']}, search: {info['search']})",
     )
 
 
@@ -188,11 +205,11 @@ def learn(
             return await twin.run_learning_cycle(device)
 
     cycle = asyncio.run(run())
-    _emit(
-        cycle.to_dict(),
-        as_json,
-        f"cycle {cycle.cycle}: improvement {cycle.improvement_score:+.3f} — {cycle.reason}",
-    )
+    if cycle.learned:
+        text = f"cycle {cycle.cycle}: improvement {cycle.improvement_score:+.3f} — {cycle.reason}"
+    else:
+        text = f"no cycle run ({cycle.cycle} so far) — {cycle.reason}"
+    _emit(cycle.to_dict(), as_json, text)
 
 
 @app.command("predict")

@@ -16,6 +16,7 @@ under the ``.next`` key. Both keys are never needed at once after an open.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import time
@@ -47,6 +48,9 @@ DB_FILE: Final = "twin.db"
 _MODEL: Final = "model"
 _LEDGER: Final = "privacy-ledger"
 _PREFS: Final = "preferences"
+# Sources the owner revoked: preferences passed by code (the seed example passes the same ones
+# at every start) never grant them again; only an explicit ``grant_consent`` does.
+_REVOKED: Final = "revoked_sources"
 _PSEUDONYM: Final = "pseudonym"
 _DEFERRING_MODES: Final = (PowerMode.CRITICAL, PowerMode.POWER_SAVE)
 
@@ -95,9 +99,15 @@ class DigitalTwinConcierge:
         raw = self.vault.get_blob(_PREFS)
         if preferences is None and raw is not None:
             preferences = UserPreferences(**json.loads(raw))
-        self.preferences = preferences or UserPreferences()
+        preferences = preferences or UserPreferences()
+        revoked = self._revoked()
+        if preferences.enabled_sources & revoked:
+            preferences = dataclasses.replace(
+                preferences, enabled_sources=preferences.enabled_sources - revoked
+            )
+        self.preferences = preferences
         self.vault.retention_seconds = self.preferences.retention_seconds
-        self.vault.put_blob(_PREFS, json.dumps(self.preferences.to_dict()).encode())
+        self._save_preferences()
         for source in self.preferences.enabled_sources:
             self.vault.grant(source)
         self.vault.purge_expired()
@@ -163,13 +173,43 @@ class DigitalTwinConcierge:
     # -- consent and data -------------------------------------------------------------------
 
     def grant_consent(self, source: DataSource | str) -> None:
-        self.vault.grant(parse_source(source))
+        """Allow a source (also one revoked before); kept in the stored preferences."""
+        src = parse_source(source)
+        self.vault.grant(src)
+        revoked = self._revoked()
+        if src in revoked:
+            self._store_revoked(revoked - {src})
+        if src not in self.preferences.enabled_sources:
+            self.preferences = dataclasses.replace(
+                self.preferences, enabled_sources=self.preferences.enabled_sources | {src}
+            )
+            self._save_preferences()
 
     def revoke_consent(self, source: DataSource | str) -> int:
-        """Withdraw consent; the source's raw data is deleted at once (returns rows deleted)."""
-        deleted = self.vault.revoke(parse_source(source))
+        """Withdraw consent; the source's raw data is deleted at once (returns rows deleted).
+
+        The revocation sticks: preferences that list the source (stored, or passed again when
+        the twin is next opened) do not grant it again; only ``grant_consent`` does."""
+        src = parse_source(source)
+        deleted = self.vault.revoke(src)
+        self._store_revoked(self._revoked() | {src})
+        if src in self.preferences.enabled_sources:
+            self.preferences = dataclasses.replace(
+                self.preferences, enabled_sources=self.preferences.enabled_sources - {src}
+            )
+            self._save_preferences()
         self._kb = None
         return deleted
+
+    def _revoked(self) -> frozenset[DataSource]:
+        raw = self.vault.get_blob(_REVOKED)
+        return frozenset(parse_source(n) for n in json.loads(raw)) if raw else frozenset()
+
+    def _store_revoked(self, sources: frozenset[DataSource]) -> None:
+        self.vault.put_blob(_REVOKED, json.dumps(sorted(s.value for s in sources)).encode())
+
+    def _save_preferences(self) -> None:
+        self.vault.put_blob(_PREFS, json.dumps(self.preferences.to_dict()).encode())
 
     def ingest(self, source: DataSource | str, records: Iterable[Record]) -> int:
         src = parse_source(source)

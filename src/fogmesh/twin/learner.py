@@ -139,11 +139,16 @@ class CategoricalModel:
 
 @dataclass(slots=True)
 class SourceStats:
+    """One source's part of a cycle. ``records`` counts what the owner gave (app openings,
+    calendar events); ``samples`` counts what the model learnt from them, which differs for
+    the calendar (each event becomes one sample per busy slot, and free slots around it)."""
+
     samples: int
     holdout: int
     accuracy_before: float
     accuracy_after: float
     mean_surprise_bits: float
+    records: int = 0
 
     @property
     def improvement(self) -> float:
@@ -151,6 +156,7 @@ class SourceStats:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "records": self.records,
             "samples": self.samples,
             "holdout": self.holdout,
             "accuracy_before": round(self.accuracy_before, 4),
@@ -163,7 +169,10 @@ class SourceStats:
 @dataclass(slots=True)
 class LearningCycle:
     """What one learning cycle did. ``improvement_score`` is the held-out accuracy gain (see the
-    module docstring); a deferred or empty cycle has 0.0 and says why in ``reason``."""
+    module docstring); a deferred or empty cycle has 0.0 and says why in ``reason``.
+
+    ``cycle`` is the number of the cycle that ran; when none ran (deferred, or nothing new to
+    learn: ``learned`` is False) it is the number of cycles so far."""
 
     cycle: int
     improvement_score: float
@@ -178,9 +187,15 @@ class LearningCycle:
     duration_s: float = 0.0
     power_mode: str | None = None
 
+    @property
+    def learned(self) -> bool:
+        """Whether this call learnt anything (a cycle ran)."""
+        return not self.deferred and bool(self.per_source)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "cycle": self.cycle,
+            "learned": self.learned,
             "improvement_score": round(self.improvement_score, 4),
             "reason": self.reason,
             "deferred": self.deferred,
@@ -481,7 +496,9 @@ def learn(
         surprise = _update(sub, ctx[:cut], y[:cut], rng)
         acc_after = _accuracy(sub, ctx[cut:], y[cut:])
         _update(sub, ctx[cut:], y[cut:], rng)
-        stats[source.value] = SourceStats(len(y), len(y) - cut, acc_before, acc_after, surprise)
+        stats[source.value] = SourceStats(
+            len(y), len(y) - cut, acc_before, acc_after, surprise, records=len(fresh)
+        )
     cycle = LearningCycle(cycle=after.cycles, improvement_score=0.0, reason="no new data")
     held = sum(s.holdout for s in stats.values())
     if held:
@@ -493,13 +510,23 @@ def learn(
         cycle.mean_surprise_bits = (
             sum(s.mean_surprise_bits * s.samples for s in stats.values()) / weights
         )
-        cycle.reason = "learned from " + ", ".join(f"{n} {k}" for k, n in _counts(stats))
+        cycle.reason = "learned from " + ", ".join(_described(k, s) for k, s in stats.items())
     cycle.per_source = stats
     return after, cycle
 
 
-def _counts(stats: Mapping[str, SourceStats]) -> list[tuple[str, int]]:
-    return [(k, s.samples) for k, s in stats.items()]
+_UNITS: Final = {"app_usage": "app openings", "calendar": "calendar events"}
+
+
+def _described(source: str, stats: SourceStats) -> str:
+    """``14 calendar events (314 hourly slots)``: records as the owner counts them; samples
+    only where they differ (the calendar learns busy or free per hour of its span)."""
+    unit = _UNITS.get(source, f"{source} records")
+    text = f"{stats.records} {unit}"
+    if stats.samples != stats.records:
+        what = "hourly slots" if source == "calendar" else "samples"
+        text += f" ({stats.samples} {what})"
+    return text
 
 
 # -- baselines (for tests and benchmarks) ---------------------------------------------------

@@ -44,7 +44,13 @@ from fogmesh.errors import (
     TransportError,
 )
 from fogmesh.security.keyfile import read_private_file
-from fogmesh.security.tls import client_context, parse_fingerprint, refuse_plain_http, tls_error_in
+from fogmesh.security.tls import (
+    client_context,
+    insecure_http_allowed,
+    parse_fingerprint,
+    refuse_plain_http,
+    tls_error_in,
+)
 
 __all__ = [
     "TERMINAL_STATES",
@@ -464,7 +470,7 @@ def connect(
     over plain http to another machine."""
     found = find_coordinator(url, data_dir)
     pin = find_fingerprint(found, fingerprint, data_dir)
-    insecure = insecure_http or os.environ.get("FOGMESH_INSECURE_HTTP", "") in ("1", "true", "yes")
+    insecure = insecure_http or insecure_http_allowed()
     return FogClient(
         found,
         find_ticket(ticket, data_dir),

@@ -320,3 +320,30 @@ def test_a_private_key_others_can_read_is_refused(tmp_path: Path) -> None:
         load_or_create_certificate(tmp_path, host="127.0.0.1")
     with pytest.raises(KeyFileError, match="chmod 600"):
         load_or_create_certificate(tmp_path, host="x", cert=made.cert_path, key=made.key_path)
+
+
+def test_where_the_client_finds_its_pin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from fogmesh.client import connect, find_fingerprint
+    from fogmesh.security.keyfile import write_private_file
+
+    monkeypatch.delenv("FOGMESH_FINGERPRINT", raising=False)
+    pin = bytes(range(32))
+    url = "https://127.0.0.1:8700"
+    runtime = tmp_path / "coordinator.json"
+    record = {"url": url, "pid": 1, "fingerprint": format_fingerprint(pin), "self_signed": True}
+    write_private_file(runtime, json.dumps(record).encode())
+    assert find_fingerprint(url, data_dir=tmp_path) == pin  # the coordinator on this machine
+    assert find_fingerprint("https://10.0.0.2:8700", data_dir=tmp_path) is None  # another one
+    assert find_fingerprint("https://x:1", "sha256:" + "ab" * 32, tmp_path) == b"\xab" * 32
+    monkeypatch.setenv("FOGMESH_FINGERPRINT", "sha256:" + "cd" * 32)
+    assert find_fingerprint("https://x:1", data_dir=tmp_path) == b"\xcd" * 32
+    runtime.chmod(0o666)  # a record others could rewrite is not trusted
+    with pytest.raises(KeyFileError, match="chmod 600"):
+        connect(data_dir=tmp_path, ticket="t")
+    # FOGMESH_INSECURE_HTTP=1 is the environment's --insecure-http.
+    with pytest.raises(ConfigError, match="refusing"):
+        connect("http://192.0.2.1:8700", "t", tmp_path)
+    monkeypatch.setenv("FOGMESH_INSECURE_HTTP", "1")
+    connect("http://192.0.2.1:8700", "t", tmp_path).close()

@@ -126,12 +126,13 @@ class EdgeManager:
         self._deployments: DeploymentStore | None = None
         if url:
             from fogmesh.client import find_fingerprint, find_ticket
+            from fogmesh.security.tls import insecure_http_allowed
 
             self._remote = RemoteEdge(
                 url,
                 find_ticket(ticket, self.data_dir),
                 fingerprint=find_fingerprint(url, fingerprint, self.data_dir),
-                insecure_http=os.environ.get("FOGMESH_INSECURE_HTTP", "") in ("1", "true", "yes"),
+                insecure_http=insecure_http_allowed(),
             )
         else:
             self._coordinator = coordinator or FogCoordinator(

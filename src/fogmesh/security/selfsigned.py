@@ -21,11 +21,14 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from fogmesh.errors import ConfigError
 from fogmesh.security.keyfile import read_private_file, write_private_file
 from fogmesh.security.tls import fingerprint_of, format_fingerprint
+
+if TYPE_CHECKING:  # cryptography's X.509 code loads only when a certificate is made or read
+    from cryptography import x509
 
 __all__ = [
     "CoordinatorCertificate",
@@ -69,10 +72,10 @@ def certificate_names(host: str, extra: Iterable[str] = ()) -> list[str]:
     return names
 
 
-def _san(names: Iterable[str]) -> list[object]:
+def _san(names: Iterable[str]) -> list[x509.GeneralName]:
     from cryptography import x509
 
-    entries: list[object] = []
+    entries: list[x509.GeneralName] = []
     for name in names:
         try:
             entries.append(x509.IPAddress(ipaddress.ip_address(name)))
@@ -98,7 +101,7 @@ def _make_self_signed(names: list[str]) -> tuple[bytes, bytes]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + _VALIDITY)
-        .add_extension(x509.SubjectAlternativeName(_san(names)), critical=False)  # type: ignore[arg-type]
+        .add_extension(x509.SubjectAlternativeName(_san(names)), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(key, hashes.SHA256())

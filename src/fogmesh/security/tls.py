@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import os
 import re
 import ssl
 from typing import Any, Final
@@ -29,6 +30,7 @@ __all__ = [
     "client_context",
     "fingerprint_of",
     "format_fingerprint",
+    "insecure_http_allowed",
     "is_local_host",
     "is_loopback",
     "parse_fingerprint",
@@ -150,6 +152,11 @@ def is_local_host(host: str | None) -> bool:
     address (``0.0.0.0``/``::``). Bytes to such a host never cross a network."""
     address = _address(host)
     return not isinstance(address, str | None) and (address.is_loopback or address.is_unspecified)
+
+
+def insecure_http_allowed() -> bool:
+    """``FOGMESH_INSECURE_HTTP`` set to 1/true/yes: the environment's ``--insecure-http``."""
+    return os.environ.get("FOGMESH_INSECURE_HTTP", "").strip().lower() in ("1", "true", "yes")
 
 
 def refuse_plain_http(url: str, *, insecure_http: bool, field: str = "--url") -> None:

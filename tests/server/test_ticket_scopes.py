@@ -88,9 +88,14 @@ def test_bad_requests_are_refused(tmp_path: Path, args: list[str], message: str)
 
 
 # -- the admin ticket --------------------------------------------------------------------------
-async def _service(data_dir: Path, clock: ManualClock) -> CoordinatorService:
+async def _service(
+    data_dir: Path, clock: ManualClock, check_interval: float = 3600.0
+) -> CoordinatorService:
     config = ServerConfig(
-        data_dir=data_dir, db_url="memory", coordinator=CoordinatorConfig(scheduling_interval=1)
+        data_dir=data_dir,
+        db_url="memory",
+        coordinator=CoordinatorConfig(scheduling_interval=1),
+        admin_ticket_check_interval=check_interval,
     )
     service = CoordinatorService(config, clock=clock)
     await service.start()
@@ -113,6 +118,28 @@ async def test_admin_ticket_lives_30_days_and_is_renewed_at_start(tmp_path: Path
     assert service.admin_ticket != first
     assert read_admin_ticket(tmp_path) == service.admin_ticket
     await service.stop()
+
+
+async def test_a_running_coordinator_renews_its_admin_ticket(tmp_path: Path) -> None:
+    import asyncio
+    import time
+
+    clock = ManualClock(1_800_000_000.0)
+    service = await _service(tmp_path, clock, check_interval=0.02)
+    try:
+        first = service.admin_ticket
+        clock.advance(24 * 86_400)  # 6 days left
+        deadline = time.monotonic() + 10
+        while service.admin_ticket == first:
+            assert time.monotonic() < deadline, "the admin ticket was not renewed"
+            await asyncio.sleep(0.02)
+        assert read_admin_ticket(tmp_path) == service.admin_ticket
+        held = service.verifier.verify(
+            service.admin_ticket, audience=service.keys.audience, scope="admin"
+        )
+        assert held.expires_at == clock.time() + 30 * 86_400
+    finally:
+        await service.stop()
 
 
 def test_renew_admin_writes_a_fresh_private_ticket(tmp_path: Path) -> None:

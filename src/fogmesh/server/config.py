@@ -23,10 +23,12 @@ class ServerConfig:
     coordinator: CoordinatorConfig = field(default_factory=CoordinatorConfig)
     max_body_bytes: int = 2 << 20  # a 1 MiB payload as JSON plus headroom
     agent_ticket_ttl: float = 30 * 86_400.0
-    # The admin ticket in the data dir: 30 days, renewed at start when under a week is left
-    # (and by `fogmesh ticket renew-admin`); narrower tickets come from `fogmesh ticket create`.
+    # The admin ticket in the data dir: 30 days, renewed (at start, then hourly while running)
+    # when under a week is left, or by `fogmesh ticket renew-admin`; narrower tickets come from
+    # `fogmesh ticket create`.
     admin_ticket_ttl: float = 30 * 86_400.0
     admin_ticket_renew_before: float = 7 * 86_400.0
+    admin_ticket_check_interval: float = 3600.0  # how often a running coordinator checks it
     public_url: str | None = None  # the URL written into join tokens; default http://host:port
     knowledge_k: int = 10  # k-anonymity threshold of the global knowledge store
     # Handshake steps the agent endpoint works on at once; registrations go first (see

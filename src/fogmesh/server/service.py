@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fogmesh.clock import Clock, WallClock
-from fogmesh.errors import ConfigError, ReplayError, TicketError
+from fogmesh.errors import ConfigError, FogmeshError, ReplayError, TicketError
 from fogmesh.fog.coordinator import FogCoordinator
 from fogmesh.fog.tasks import Task
 from fogmesh.security.keyfile import write_private_file
@@ -66,6 +66,7 @@ class CoordinatorService:
         self.artefacts: ArtefactStore | None = None  # results over 1 MiB, set by start()
         self._models: Any = None  # edge.models.ModelRegistry, opened on the first model fetch
         self.certificate: CoordinatorCertificate | None = None  # set by start() when HTTPS
+        self._admin_renewal: asyncio.Task[None] | None = None
 
     @property
     def pinned_fingerprint(self) -> bytes | None:
@@ -153,7 +154,20 @@ class CoordinatorService:
         self._edge = EdgeManager(self._coordinator, data_dir=data_dir, clock=self.clock)
         await self._edge.start()
         self.admin_ticket = self._ensure_admin_ticket(data_dir, saved_admin)
+        self._admin_renewal = asyncio.create_task(self._renew_admin_ticket(data_dir))
         self._started = True
+
+    async def _renew_admin_ticket(self, data_dir: Path) -> None:
+        """Keep ``admin.ticket`` valid while the coordinator runs longer than its 30 days."""
+        while True:
+            await asyncio.sleep(self.config.admin_ticket_check_interval)
+            try:
+                saved = await asyncio.to_thread(read_admin_ticket, data_dir)
+                self.admin_ticket = await asyncio.to_thread(
+                    self._ensure_admin_ticket, data_dir, saved
+                )
+            except FogmeshError as exc:  # e.g. someone made the file readable to others
+                log.error("cannot renew the admin ticket: %s", exc.reason)
 
     def _ensure_admin_ticket(self, data_dir: Path, existing: str | None) -> str:
         if existing is not None:
@@ -181,6 +195,10 @@ class CoordinatorService:
         if not self._started:
             return
         self._started = False
+        if self._admin_renewal is not None:
+            self._admin_renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._admin_renewal
         await self.hub.close_all()
         if self._edge is not None:
             await self._edge.close()

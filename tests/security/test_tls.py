@@ -347,3 +347,12 @@ def test_where_the_client_finds_its_pin(tmp_path: Path, monkeypatch: pytest.Monk
         connect("http://192.0.2.1:8700", "t", tmp_path)
     monkeypatch.setenv("FOGMESH_INSECURE_HTTP", "1")
     connect("http://192.0.2.1:8700", "t", tmp_path).close()
+
+
+async def test_an_agent_dialling_ws_to_an_https_coordinator_is_told_why(
+    server: RecordingTLSServer, tmp_path: Path
+) -> None:
+    creds = _agent(tmp_path, f"http://127.0.0.1:{server.port}", bytes(32))
+    creds.tls_fingerprint = None
+    with pytest.raises(TransportError, match="now serves HTTPS, enrol again"):
+        await open_link(creds, open_timeout=5)

@@ -199,7 +199,10 @@ async def open_link(creds: AgentCredentials, *, open_timeout: float = 10.0) -> L
         if untrusted is not None:
             # Not the certificate the join token names: retrying reaches the same server.
             raise LinkRefused(untrusted.reason) from exc
-        raise TransportError(f"cannot reach the coordinator at {url}: {exc}") from exc
+        hint = ""
+        if url.startswith("ws:") and isinstance(exc, InvalidHandshake):
+            hint = " (if the coordinator now serves HTTPS, enrol again with a new join token)"
+        raise TransportError(f"cannot reach the coordinator at {url}: {exc}{hint}") from exc
     initiator = NoiseInitiator(creds.noise, creds.coordinator_key, PROLOGUE)
     try:
         await ws.send(initiator.write_message())

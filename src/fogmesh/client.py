@@ -7,7 +7,13 @@ one ``TransportError`` that says how to start one; no httpx exception leaves thi
 
 Finding the coordinator (``connect``): an explicit URL, else ``FOGMESH_COORDINATOR``, else the
 ``coordinator.json`` a running coordinator writes into its data directory. The ticket: an
-explicit one, else ``FOGMESH_TICKET``, else ``admin.ticket`` in that data directory.
+explicit one, else ``FOGMESH_TICKET``, else ``admin.ticket`` in that data directory. The
+certificate pin (HTTPS with a self-signed certificate): an explicit fingerprint, else
+``FOGMESH_FINGERPRINT``, else the one in ``coordinator.json`` when the URL is that file's.
+Ticket and runtime files must be owner-only (``chmod 600``), like key files.
+
+A ticket is never sent in clear across a network: an ``http://`` URL to a host other than this
+machine is refused before anything is sent, unless ``insecure_http`` says the network is trusted.
 """
 
 from __future__ import annotations
@@ -29,12 +35,21 @@ from fogmesh.errors import (
     ConfigError,
     FogmeshError,
     InvalidRequest,
+    KeyFileError,
     NotFound,
     SchedulingError,
     TaskNotFound,
     TicketError,
     TicketScopeError,
     TransportError,
+)
+from fogmesh.security.keyfile import read_private_file
+from fogmesh.security.tls import (
+    client_context,
+    insecure_http_allowed,
+    parse_fingerprint,
+    refuse_plain_http,
+    tls_error_in,
 )
 
 __all__ = [
@@ -45,6 +60,7 @@ __all__ = [
     "connect",
     "error_from_response",
     "find_coordinator",
+    "find_fingerprint",
     "find_ticket",
 ]
 
@@ -139,12 +155,23 @@ class FogClient:
         *,
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
+        fingerprint: bytes | str | None = None,
+        insecure_http: bool = False,
     ) -> None:
         self.url = url.rstrip("/")
+        if ticket:
+            refuse_plain_http(self.url, insecure_http=insecure_http)
         headers = {"Authorization": f"Bearer {ticket}"} if ticket else {}
+        if isinstance(fingerprint, str):
+            fingerprint = parse_fingerprint(fingerprint)
         try:
             self._http = httpx.Client(
-                base_url=self.url, headers=headers, timeout=timeout, transport=transport
+                base_url=self.url,
+                headers=headers,
+                timeout=timeout,
+                transport=transport,
+                # Without a pin httpx verifies against its CA bundle, as it always did.
+                verify=client_context(fingerprint) if fingerprint is not None else True,
             )
         except (httpx.InvalidURL, ValueError) as exc:
             raise ConfigError(f"not a usable URL {url!r}: {exc}", field="--url") from exc
@@ -237,7 +264,9 @@ class FogClient:
         try:
             response = self._http.get(f"/v1/tasks/{_segment(task_id)}/artefact")
         except httpx.HTTPError as exc:
-            raise TransportError(f"cannot reach the coordinator at {self.url}: {exc}") from exc
+            raise tls_error_in(exc, self.url) or TransportError(
+                f"cannot reach the coordinator at {self.url}: {exc}"
+            ) from exc
         if response.status_code != 200:
             raise error_from_response(response)
         return response.content
@@ -303,15 +332,21 @@ class FogClient:
         try:
             response = self._http.request(method, path, json=json, params=params)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            tls = tls_error_in(exc, self.url)
+            if tls is not None:
+                raise tls from exc
             raise TransportError(f"no coordinator at {self.url}; {_START_HINT}") from exc
         except httpx.UnsupportedProtocol as exc:
             raise ConfigError(
                 f"not a usable URL {self.url!r} (use http://host:port)", field="--url"
             ) from exc
         except httpx.HTTPError as exc:
+            hint = ""
+            if isinstance(exc, httpx.RemoteProtocolError) and self.url.startswith("http:"):
+                hint = " (does it serve HTTPS? then use https://)"
             raise TransportError(
                 f"coordinator at {self.url} did not answer {method} {path}: "
-                f"{exc or type(exc).__name__}"
+                f"{exc or type(exc).__name__}{hint}"
             ) from exc
         return answer_of(self.url, method, path, response, not_found=not_found)
 
@@ -344,19 +379,58 @@ def find_coordinator(url: str | None = None, data_dir: Path | None = None) -> st
     if settings.coordinator:
         return settings.coordinator
     runtime = settings.home / RUNTIME_FILE
-    try:
-        info = json.loads(runtime.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    info = _runtime_info(runtime)
+    if info is None:
         raise TransportError(
             f"no coordinator found: no {runtime} (pass --url or set FOGMESH_COORDINATOR, "
             f"or {_START_HINT})"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read {runtime}: {exc}", field="--data-dir") from exc
-    found = info.get("url") if isinstance(info, dict) else None
+        )
+    found = info.get("url")
     if not isinstance(found, str) or not found:
         raise ConfigError(f"{runtime} has no coordinator URL", field="--data-dir")
     return found
+
+
+def _runtime_info(runtime: Path) -> dict[str, Any] | None:
+    """The running coordinator's ``coordinator.json``, None if there is none. It names the
+    server the CLI sends its admin ticket to, so it is held to the owner-only rule."""
+    try:
+        raw = read_private_file(runtime, what="coordinator runtime file")
+    except FileNotFoundError:
+        return None
+    try:
+        info = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"cannot read {runtime}: {exc}", field="--data-dir") from exc
+    if not isinstance(info, dict):
+        raise ConfigError(f"cannot read {runtime}: not a JSON object", field="--data-dir")
+    return info
+
+
+def find_fingerprint(
+    url: str, fingerprint: str | None = None, data_dir: Path | None = None
+) -> bytes | None:
+    """The certificate pin for ``url``: ``fingerprint``, else ``FOGMESH_FINGERPRINT``, else the
+    data directory's ``coordinator.json`` when it describes ``url`` (the coordinator on this
+    machine); None means the CA store verifies (or the URL is plain http)."""
+    if fingerprint:
+        return parse_fingerprint(fingerprint)
+    from_env = os.environ.get("FOGMESH_FINGERPRINT", "").strip()
+    if from_env:
+        return parse_fingerprint(from_env, field="FOGMESH_FINGERPRINT")
+    if not url.startswith("https:"):
+        return None
+    runtime = load_settings(home=data_dir).home / RUNTIME_FILE
+    try:
+        info = _runtime_info(runtime)
+    except (ConfigError, KeyFileError):
+        return None  # find_coordinator reports a damaged file when it is the one to use
+    if info is None or str(info.get("url", "")).rstrip("/") != url.rstrip("/"):
+        return None
+    saved = info.get("fingerprint")
+    if not isinstance(saved, str) or not info.get("self_signed", True):
+        return None
+    return parse_fingerprint(saved, field=str(runtime))
 
 
 def find_ticket(ticket: str | None = None, data_dir: Path | None = None) -> str:
@@ -369,10 +443,10 @@ def find_ticket(ticket: str | None = None, data_dir: Path | None = None) -> str:
         return from_env
     path = load_settings(home=data_dir).home / TICKET_FILE
     try:
-        text = path.read_text(encoding="ascii").strip()
+        text = read_private_file(path, what="ticket file").decode("ascii").strip()
     except FileNotFoundError:
         text = ""
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
         raise TicketError(f"cannot read the admin ticket {path}: {exc}") from exc
     if not text:
         raise TicketError(
@@ -388,8 +462,19 @@ def connect(
     data_dir: Path | None = None,
     *,
     timeout: float = 10.0,
+    fingerprint: str | None = None,
+    insecure_http: bool = False,
 ) -> FogClient:
-    """A client of the coordinator found as ``find_coordinator`` and ``find_ticket`` say."""
+    """A client of the coordinator found as ``find_coordinator``, ``find_ticket`` and
+    ``find_fingerprint`` say. ``insecure_http`` (or ``FOGMESH_INSECURE_HTTP=1``) allows a ticket
+    over plain http to another machine."""
+    found = find_coordinator(url, data_dir)
+    pin = find_fingerprint(found, fingerprint, data_dir)
+    insecure = insecure_http or insecure_http_allowed()
     return FogClient(
-        find_coordinator(url, data_dir), find_ticket(ticket, data_dir), timeout=timeout
+        found,
+        find_ticket(ticket, data_dir),
+        timeout=timeout,
+        fingerprint=pin,
+        insecure_http=insecure,
     )

@@ -24,7 +24,8 @@
     │   ├── ReplayError               a counter, nonce or one-shot id seen before
     │   ├── IntegrityError            sealed data or signature failed verification
     │   ├── KeyFileError              key file missing, corrupt or readable by others
-    │   └── TokenError                a join token is damaged (says which part)
+    │   ├── TokenError                a join token is damaged (says which part)
+    │   └── TLSError                  a server's certificate is not the pinned one, or untrusted
     ├── TransportError                a link or mesh could not carry a message
     └── TwinError
         ├── ConsentError              a source without the owner's consent
@@ -59,6 +60,7 @@ __all__ = [
     "SecurityError",
     "StaleAttempt",
     "StoreError",
+    "TLSError",
     "TaskNotFound",
     "TicketAudienceError",
     "TicketError",
@@ -191,6 +193,13 @@ class KeyFileError(SecurityError):
 
 class TokenError(SecurityError):
     code = "bad_token"
+
+
+class TLSError(SecurityError):
+    """The coordinator's certificate does not match the pinned fingerprint, or no CA vouches
+    for it; raised before any request byte (and so any ticket) was sent."""
+
+    code = "tls_untrusted"
 
 
 class TransportError(FogmeshError):

@@ -471,7 +471,7 @@ def _answering(status: int, body: Any) -> FogClient:
             return httpx.Response(status, text=body)
         return httpx.Response(status, json=body)
 
-    return FogClient("http://fog", "t", transport=httpx.MockTransport(handler))
+    return FogClient("http://localhost", "t", transport=httpx.MockTransport(handler))
 
 
 @pytest.mark.parametrize(

@@ -67,7 +67,8 @@ def test_line_wraps_and_spaces_from_copy_paste_are_ignored(token: str) -> None:
         (lambda t: "   \n", "empty"),
         (lambda t: "hello" + t, "not a fogmesh join token"),
         (lambda t: t[5:], "not a fogmesh join token"),
-        (lambda t: "fmj2." + t[5:], "version 2 is not supported"),
+        (lambda t: "fmj3." + t[5:], "version 3 is not supported"),
+        (lambda t: "fmj2." + t[5:], "checksum"),
         (lambda t: t[:40] + "!" + t[41:], "position 40"),
         (lambda t: t[:40] + "=" + t[41:], "position 40"),
         (lambda t: t[:-1], "checksum|truncated"),
@@ -170,3 +171,34 @@ def test_world_readable_coordinator_key_is_refused(tmp_path: Path) -> None:
     (tmp_path / "keys" / "coordinator-noise.key").chmod(0o644)
     with pytest.raises(KeyFileError):
         CoordinatorKeys.load_or_create(tmp_path)
+
+
+# -- version 2: the coordinator's certificate fingerprint ------------------------------------
+
+
+def test_a_pinned_token_is_version_2_and_carries_the_fingerprint(
+    keys: CoordinatorKeys, clock: ManualClock, token: str
+) -> None:
+    pin = hashlib.sha256(b"certificate").digest()
+    join, _ = create_join_token(
+        keys, url="https://192.168.1.20:8700", ttl=60, clock=clock, tls_fingerprint=pin
+    )
+    text = join.encode()
+    assert text.startswith("fmj2.")
+    parsed = JoinToken.parse(text)
+    assert parsed.tls_fingerprint == pin and parsed.encode() == text
+    # A version-1 token (written before pinning existed) still reads, without a pin.
+    assert token.startswith("fmj1.") and JoinToken.parse(token).tls_fingerprint is None
+    # The version tag is part of the checksum: a v2 token relabelled v1 is refused, not misread.
+    with pytest.raises(TokenError, match="checksum"):
+        JoinToken.parse("fmj1." + text[5:])
+
+
+def test_a_pin_needs_an_https_url(keys: CoordinatorKeys, clock: ManualClock) -> None:
+    pin = bytes(32)
+    with pytest.raises(TokenError, match="https://"):
+        create_join_token(
+            keys, url="http://10.0.0.2:8700", ttl=60, clock=clock, tls_fingerprint=pin
+        )
+    with pytest.raises(TokenError, match="32 bytes"):
+        JoinToken("https://fog", bytes(32), "v4.public.AAAA.AAAA", bytes(31))

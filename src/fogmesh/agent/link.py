@@ -4,8 +4,13 @@ Files in the agent's data directory (keys 0600, via ``fogmesh.security``)::
 
     agent/identity.key     Ed25519 device identity (the device id is derived from it)
     agent/noise.key        X25519 Noise static key, bound to the identity by a signature
-    agent/agent.json       coordinator URL and Noise key (from the join token), device id
+    agent/agent.json       coordinator URL, Noise key and certificate pin (from the join token),
+                           device id (0600)
     agent/agent.ticket     the agent ticket the coordinator issued at enrolment (0600)
+
+Both files are read under the key files' rule (owner-only, else refused). A coordinator URL with
+https:// is dialled as wss://, its certificate pinned to the join token's fingerprint (or
+verified by the system's CAs when the token has none).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -23,7 +28,9 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from fogmesh.errors import ConfigError, HandshakeError, TransportError
 from fogmesh.security.handshake import device_hello
 from fogmesh.security.identity import DeviceIdentity
+from fogmesh.security.keyfile import read_private_file
 from fogmesh.security.noise import NoiseInitiator, NoiseKeypair
+from fogmesh.security.tls import client_context, tls_error_in
 from fogmesh.security.tokens import JoinToken
 from fogmesh.wire.channel import PROLOGUE, SecureChannel
 
@@ -61,6 +68,7 @@ class AgentCredentials:
     coordinator_key: bytes
     ticket: str  # the agent ticket, or the one-shot enrolment ticket until enrolled
     enrolled: bool
+    tls_fingerprint: bytes | None = None  # the coordinator certificate's SHA-256 pin
 
     @property
     def device_id(self) -> str:
@@ -87,6 +95,7 @@ class AgentCredentials:
             join.coordinator_key,
             join.ticket,
             enrolled=False,
+            tls_fingerprint=join.tls_fingerprint,
         )
 
     @classmethod
@@ -94,15 +103,18 @@ class AgentCredentials:
         """The saved identity and agent ticket; ConfigError if this device never enrolled."""
         directory = Path(data_dir) / AGENT_DIR
         try:
-            state = json.loads((directory / _STATE).read_text(encoding="utf-8"))
-            ticket = (directory / _TICKET).read_text(encoding="ascii").strip()
+            state = json.loads(read_private_file(directory / _STATE, what="agent state file"))
+            ticket = read_private_file(directory / _TICKET, what="ticket file").decode("ascii")
+            ticket = ticket.strip()
             url, key = str(state["coordinator_url"]), bytes.fromhex(state["coordinator_key"])
+            pin = state.get("tls_fingerprint")
+            fingerprint = bytes.fromhex(pin) if pin else None
         except FileNotFoundError:
             raise ConfigError(
                 f"no enrolment found in {directory}: run 'fogmesh agent --join TOKEN' first",
                 field="--data-dir",
             ) from None
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(
                 f"{directory / _STATE} is damaged: {exc}", field="--data-dir"
             ) from exc
@@ -112,7 +124,9 @@ class AgentCredentials:
                 f"{directory} holds an enrolment for another identity; re-enrol with --join",
                 field="--data-dir",
             )
-        return cls(directory, identity, noise, url, key, ticket, enrolled=True)
+        return cls(
+            directory, identity, noise, url, key, ticket, enrolled=True, tls_fingerprint=fingerprint
+        )
 
     def save_enrolment(self, ticket: str) -> None:
         """Keep the agent ticket (0600) and the coordinator it belongs to."""
@@ -122,6 +136,8 @@ class AgentCredentials:
             "coordinator_key": self.coordinator_key.hex(),
             "device_id": self.device_id,
         }
+        if self.tls_fingerprint is not None:
+            state["tls_fingerprint"] = self.tls_fingerprint.hex()
         _write_private(self.directory / _STATE, json.dumps(state) + "\n")
         self.ticket = ticket
         self.enrolled = True
@@ -162,9 +178,13 @@ async def open_link(creds: AgentCredentials, *, open_timeout: float = 10.0) -> L
     """Connect and run the XK handshake. ``LinkRefused`` when retrying cannot help,
     ``TransportError`` when it may (coordinator down, network)."""
     url = agent_ws_url(creds.coordinator_url)
+    tls: dict[str, Any] = {}  # wss:// without a pin: websockets verifies against the CAs
+    if url.startswith("wss:") and creds.tls_fingerprint is not None:
+        tls["ssl"] = client_context(creds.tls_fingerprint)
     try:
         ws = await connect(
             url,
+            **tls,
             max_size=_MAX_FRAME,
             open_timeout=open_timeout,
             ping_interval=20,
@@ -175,7 +195,14 @@ async def open_link(creds: AgentCredentials, *, open_timeout: float = 10.0) -> L
     except InvalidURI as exc:
         raise ConfigError(f"coordinator URL {url!r} is not valid") from exc
     except (OSError, InvalidHandshake, TimeoutError) as exc:
-        raise TransportError(f"cannot reach the coordinator at {url}: {exc}") from exc
+        untrusted = tls_error_in(exc, url)
+        if untrusted is not None:
+            # Not the certificate the join token names: retrying reaches the same server.
+            raise LinkRefused(untrusted.reason) from exc
+        hint = ""
+        if url.startswith("ws:") and isinstance(exc, InvalidHandshake):
+            hint = " (if the coordinator now serves HTTPS, enrol again with a new join token)"
+        raise TransportError(f"cannot reach the coordinator at {url}: {exc}{hint}") from exc
     initiator = NoiseInitiator(creds.noise, creds.coordinator_key, PROLOGUE)
     try:
         await ws.send(initiator.write_message())

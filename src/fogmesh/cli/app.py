@@ -55,6 +55,7 @@ def _register_groups() -> None:
         model,
         simulate,
         tasks,
+        ticket,
         token,
         twin,
     )
@@ -64,6 +65,7 @@ def _register_groups() -> None:
     app.command(name="coordinator")(coordinator.coordinator)
     app.command(name="agent")(agent.agent)
     app.add_typer(token.app, name="token")
+    app.add_typer(ticket.app, name="ticket")
     app.command(name="submit")(tasks.submit)
     app.command(name="tasks")(tasks.tasks)
     app.command(name="task")(tasks.task)

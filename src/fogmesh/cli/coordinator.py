@@ -39,12 +39,45 @@ def coordinator(
         float, typer.Option("--dispatch-timeout", help="seconds a device has to start a task")
     ] = 60.0,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning")] = "info",
+    tls: Annotated[
+        bool,
+        typer.Option(
+            "--tls",
+            help="serve HTTPS on a loopback address too (always on for any other address)",
+        ),
+    ] = False,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-cert", help="PEM certificate (chain) to serve instead of a self-signed one"
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", help="PEM private key of --tls-cert (mode 0600)")
+    ] = None,
+    tls_name: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tls-name",
+            help="extra host name or IP for the self-signed certificate (repeatable)",
+        ),
+    ] = None,
+    insecure_http: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-http",
+            help="serve plain HTTP on a non-loopback address: tickets cross the network in clear",
+        ),
+    ] = False,
 ) -> None:
     """Run the coordinator: REST API + OpenAPI (/docs), agent WebSocket, /metrics, /healthz.
 
     At first start it creates its keys and writes an admin ticket (0600) into the data directory.
+    On any address other than loopback it serves HTTPS: with --tls-cert/--tls-key, or with a
+    self-signed certificate made at first start whose fingerprint it prints (join tokens carry it;
+    remote clients pass it as --fingerprint).
 
-    Example: fogmesh coordinator --data-dir ./fog --port 8700
+    Example: fogmesh coordinator --data-dir ./fog --host 0.0.0.0 --port 8700
     """
     settings = load_settings(home=data_dir)
     # The service stack (FastAPI, SQLAlchemy) loads only for this command, so every other
@@ -60,6 +93,11 @@ def coordinator(
         port=port,
         db_url=db,
         public_url=url,
+        tls=tls,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_names=tuple(tls_name or ()),
+        insecure_http=insecure_http,
         coordinator=CoordinatorConfig(
             scheduling_interval=scheduling_interval,
             lifecycle=LifecycleConfig(

@@ -11,6 +11,8 @@ from rich.text import Text
 
 from fogmesh.cli.tasks import (
     DataDirOption,
+    FingerprintOption,
+    InsecureHttpOption,
     JsonOption,
     TicketOption,
     UrlOption,
@@ -38,13 +40,15 @@ def devices(
     url: UrlOption = None,
     ticket: TicketOption = None,
     data_dir: DataDirOption = None,
+    fingerprint: FingerprintOption = None,
+    insecure_http: InsecureHttpOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """List the devices the coordinator knows: status, link, battery, heat and capacity.
 
     Example: fogmesh devices --json
     """
-    with client_for(url, ticket, data_dir) as client:
+    with client_for(url, ticket, data_dir, fingerprint, insecure_http) as client:
         found = client.devices()
     if as_json:
         typer.echo(json.dumps(found))
@@ -80,13 +84,15 @@ def clusters(
     url: UrlOption = None,
     ticket: TicketOption = None,
     data_dir: DataDirOption = None,
+    fingerprint: FingerprintOption = None,
+    insecure_http: InsecureHttpOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """List the device clusters the coordinator formed, with their heads and members.
 
     Example: fogmesh clusters --json
     """
-    with client_for(url, ticket, data_dir) as client:
+    with client_for(url, ticket, data_dir, fingerprint, insecure_http) as client:
         found = client.status().get("clusters") or []
     if as_json:
         typer.echo(json.dumps(found))

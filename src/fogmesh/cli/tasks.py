@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DataDirOption",
+    "FingerprintOption",
+    "InsecureHttpOption",
     "JsonOption",
     "TicketOption",
     "UrlOption",
@@ -60,6 +62,21 @@ DataDirOption = Annotated[
     typer.Option("--data-dir", help="the coordinator's data directory (else FOGMESH_HOME)"),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
+FingerprintOption = Annotated[
+    str | None,
+    typer.Option(
+        "--fingerprint",
+        help="pin the coordinator's HTTPS certificate, sha256:… as `fogmesh coordinator` prints "
+        "it (else FOGMESH_FINGERPRINT, else the data dir's record)",
+    ),
+]
+InsecureHttpOption = Annotated[
+    bool,
+    typer.Option(
+        "--insecure-http",
+        help="allow sending the ticket over plain http:// to another machine (trusted network)",
+    ),
+]
 
 _PRIORITY_NAMES = {1: "low", 3: "normal", 7: "high", 10: "critical"}
 _STATE_STYLE = {
@@ -81,7 +98,13 @@ class Priority(StrEnum):
 
 
 @contextmanager
-def client_for(url: str | None, ticket: str | None, data_dir: Path | None) -> Iterator[FogClient]:
+def client_for(
+    url: str | None,
+    ticket: str | None,
+    data_dir: Path | None,
+    fingerprint: str | None = None,
+    insecure_http: bool = False,
+) -> Iterator[FogClient]:
     """A connected client, closed afterwards. Imported lazily so ``--help`` and the other
     command groups do not pay for httpx."""
     try:
@@ -90,7 +113,7 @@ def client_for(url: str | None, ticket: str | None, data_dir: Path | None) -> It
         raise ConfigError(
             f"the client commands need httpx ({exc}); install fogmesh[server]", field="install"
         ) from exc
-    client = connect(url, ticket, data_dir)
+    client = connect(url, ticket, data_dir, fingerprint=fingerprint, insecure_http=insecure_http)
     try:
         yield client
     finally:
@@ -210,6 +233,8 @@ def submit(
     url: UrlOption = None,
     ticket: TicketOption = None,
     data_dir: DataDirOption = None,
+    fingerprint: FingerprintOption = None,
+    insecure_http: InsecureHttpOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Submit a task to the coordinator; with --wait, follow it to its result.
@@ -230,7 +255,7 @@ def submit(
             style="yellow",
             highlight=False,
         )
-    with client_for(url, ticket, data_dir) as client:
+    with client_for(url, ticket, data_dir, fingerprint, insecure_http) as client:
         submitted = client.submit(
             task_type.value,
             priority=priority.value,
@@ -286,13 +311,15 @@ def tasks(
     url: UrlOption = None,
     ticket: TicketOption = None,
     data_dir: DataDirOption = None,
+    fingerprint: FingerprintOption = None,
+    insecure_http: InsecureHttpOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """List tasks in creation order.
 
     Example: fogmesh tasks --state running --limit 20
     """
-    with client_for(url, ticket, data_dir) as client:
+    with client_for(url, ticket, data_dir, fingerprint, insecure_http) as client:
         found = client.tasks(None if state is None else state.value, limit=limit, after=after)
     if as_json:
         _emit_json(found)
@@ -318,13 +345,15 @@ def task(
     url: UrlOption = None,
     ticket: TicketOption = None,
     data_dir: DataDirOption = None,
+    fingerprint: FingerprintOption = None,
+    insecure_http: InsecureHttpOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Show one task: its state, attempts history, and result or error.
 
     Example: fogmesh task 01JD5V7Q3M4K2B8N6P9R0S1T2U --json
     """
-    with client_for(url, ticket, data_dir) as client:
+    with client_for(url, ticket, data_dir, fingerprint, insecure_http) as client:
         found = client.task(task_id)
     if as_json:
         _emit_json(found)
@@ -406,6 +435,8 @@ def explain(
     url: UrlOption = None,
     ticket: TicketOption = None,
     data_dir: DataDirOption = None,
+    fingerprint: FingerprintOption = None,
+    insecure_http: InsecureHttpOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Why a task is where it is: the chosen device's score breakdown, or, when it is not
@@ -413,7 +444,7 @@ def explain(
 
     Example: fogmesh explain 01JD5V7Q3M4K2B8N6P9R0S1T2U
     """
-    with client_for(url, ticket, data_dir) as client:
+    with client_for(url, ticket, data_dir, fingerprint, insecure_http) as client:
         found = client.explain(task_id)
     if as_json:
         _emit_json(found)

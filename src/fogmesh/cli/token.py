@@ -7,13 +7,15 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
 
 from fogmesh.clock import WallClock
 from fogmesh.config import load_settings
-from fogmesh.errors import ConfigError
+from fogmesh.errors import ConfigError, KeyFileError
+from fogmesh.security.keyfile import read_private_file
 from fogmesh.security.keys import CoordinatorKeys
 from fogmesh.security.tickets import SCOPES
 from fogmesh.security.tokens import create_join_token
@@ -65,6 +67,47 @@ def _scopes(values: list[str] | None) -> list[str]:
     return extra
 
 
+def _pin(home: Path, target: str, given: str | None) -> bytes | None:
+    """The certificate fingerprint the token carries: ``given``, else the one the coordinator
+    running on ``home`` serves (its ``coordinator.json``), else the data directory's
+    self-signed certificate. A certificate the operator gave is CA-verified: no pin."""
+    from fogmesh.security.selfsigned import saved_fingerprint
+    from fogmesh.security.tls import format_fingerprint, parse_fingerprint
+
+    if given:
+        return parse_fingerprint(given)
+    served: dict[str, object] = {}
+    runtime = home / "coordinator.json"
+    try:
+        loaded = json.loads(read_private_file(runtime, what="coordinator runtime file"))
+        served = loaded if isinstance(loaded, dict) else {}
+    except FileNotFoundError:
+        pass
+    except (KeyFileError, ValueError) as exc:
+        raise ConfigError(f"cannot read {runtime}: {exc}", field="--data-dir") from exc
+    https = urlsplit(target).scheme in ("https", "wss")
+    if "fingerprint" in served and not https:
+        raise ConfigError(
+            f"the coordinator in {home} serves HTTPS: give --url https://<address devices "
+            f"reach>:<port> (got {target})",
+            field="--url",
+        )
+    if not https:
+        return None
+    if "fingerprint" in served:
+        if served.get("self_signed") is False:
+            return None
+        return parse_fingerprint(str(served["fingerprint"]), field=str(runtime))
+    pin = saved_fingerprint(home)
+    if pin is not None:
+        err_console.print(
+            f"pinning the self-signed certificate in {home / 'tls'} ({format_fingerprint(pin)})",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return pin
+
+
 @app.command("create")
 def create(
     ttl: Annotated[
@@ -91,20 +134,32 @@ def create(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON for scripts")] = False,
+    fingerprint: Annotated[
+        str | None,
+        typer.Option(
+            "--fingerprint",
+            help="certificate fingerprint devices pin (default: the self-signed certificate "
+            "of the coordinator in the data directory)",
+        ),
+    ] = None,
 ) -> None:
     """Print a one-use join token for a new device.
 
     The coordinator's keys are created in the data directory on first use (files 0600).
 
-    Example: fogmesh token create --ttl 1h --url http://192.168.1.20:8700
+    For a coordinator serving HTTPS with its self-signed certificate, the token carries that
+    certificate's fingerprint and the device accepts no other.
+
+    Example: fogmesh token create --ttl 1h --url https://192.168.1.20:8700
     """
     lifetime = parse_duration(ttl)
     extra = _scopes(scope)
     settings = load_settings(home=data_dir)
     target = url or settings.coordinator or DEFAULT_URL
+    pin = _pin(settings.home, target, fingerprint)
     keys = CoordinatorKeys.load_or_create(settings.home)
     join, ticket = create_join_token(
-        keys, url=target, ttl=lifetime, clock=WallClock(), extra_scopes=extra
+        keys, url=target, ttl=lifetime, clock=WallClock(), extra_scopes=extra, tls_fingerprint=pin
     )
     token = join.encode()
     expires = datetime.fromtimestamp(ticket.expires_at, UTC).isoformat()
@@ -113,6 +168,7 @@ def create(
             "token": token,
             "coordinator_url": target,
             "coordinator_key": keys.noise.public.hex(),
+            "tls_fingerprint": pin.hex() if pin else None,
             "audience": keys.audience,
             "scopes": list(ticket.scopes),
             "ticket_id": ticket.ticket_id,

@@ -18,7 +18,10 @@ re-evaluates the device's policy and redeploys models whose best variant changed
 Client mode: ``EdgeManager(coordinator_url=URL, ticket=...)``, or ``EdgeManager()`` with
 ``FOGMESH_COORDINATOR`` set (and no ``coordinator=``), opens nothing locally and sends every call
 to that coordinator's edge endpoints (``fogmesh.edge.remote``); the ticket is ``ticket``, else
-``FOGMESH_TICKET``, else ``admin.ticket`` in the data directory. ``register_device`` still reads
+``FOGMESH_TICKET``, else ``admin.ticket`` in the data directory; an HTTPS coordinator's certificate
+is pinned by ``fingerprint``, else ``FOGMESH_FINGERPRINT`` (``fogmesh.client.find_fingerprint``),
+and a ticket never goes over plain http to another machine unless ``FOGMESH_INSECURE_HTTP=1``.
+``register_device`` still reads
 THIS machine (or the emulated ``profile``) here and sends the reading, and the monitoring loop
 sends fresh readings of such devices to the coordinator, whose own loop does the rest.
 """
@@ -98,6 +101,7 @@ class EdgeManager:
         monitor: bool = True,
         coordinator_url: str | None = None,
         ticket: str | None = None,
+        fingerprint: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir) if data_dir is not None else load_settings().home
         self.clock: Clock = clock or (coordinator.clock if coordinator else WallClock())
@@ -121,9 +125,15 @@ class EdgeManager:
         self._registry: ModelRegistry | None = None
         self._deployments: DeploymentStore | None = None
         if url:
-            from fogmesh.client import find_ticket
+            from fogmesh.client import find_fingerprint, find_ticket
+            from fogmesh.security.tls import insecure_http_allowed
 
-            self._remote = RemoteEdge(url, find_ticket(ticket, self.data_dir))
+            self._remote = RemoteEdge(
+                url,
+                find_ticket(ticket, self.data_dir),
+                fingerprint=find_fingerprint(url, fingerprint, self.data_dir),
+                insecure_http=insecure_http_allowed(),
+            )
         else:
             self._coordinator = coordinator or FogCoordinator(
                 data_dir=self.data_dir, clock=self.clock

@@ -14,13 +14,15 @@ coordinator itself.
 
 from __future__ import annotations
 
+import ssl
 from typing import Any, Final
 from urllib.parse import quote
 
 import httpx
 
 from fogmesh.client import answer_of
-from fogmesh.errors import ConfigError, InvalidRequest, NotFound, TransportError
+from fogmesh.errors import ConfigError, InvalidRequest, NotFound, TLSError, TransportError
+from fogmesh.security.tls import client_context, refuse_plain_http, tls_error_in
 
 __all__ = ["DEFAULT_TIMEOUT", "RemoteEdge", "segment"]
 
@@ -47,6 +49,8 @@ class RemoteEdge:
         timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
+        fingerprint: bytes | None = None,
+        insecure_http: bool = False,
     ) -> None:
         try:
             parsed = httpx.URL(url)
@@ -60,7 +64,12 @@ class RemoteEdge:
                 field="coordinator_url",
             )
         self.url = str(url).rstrip("/")
+        refuse_plain_http(self.url, insecure_http=insecure_http, field="coordinator_url")
         self._headers = {"Authorization": f"Bearer {ticket}"}
+        # One context for every call: loading it is the slow part of opening a connection.
+        self._verify: ssl.SSLContext | bool = (
+            client_context(fingerprint) if fingerprint is not None else True
+        )
         self._timeout = timeout
         self._transport = transport
         self._async_transport = async_transport
@@ -79,6 +88,7 @@ class RemoteEdge:
                 headers=self._headers,
                 timeout=self._timeout,
                 transport=self._async_transport,
+                verify=self._verify,
             ) as http:
                 response = await http.request(method, path, json=json)
         except httpx.HTTPError as exc:
@@ -92,6 +102,7 @@ class RemoteEdge:
                 headers=self._headers,
                 timeout=self._timeout,
                 transport=self._transport,
+                verify=self._verify,
             ) as http:
                 response = http.request(method, path)
         except httpx.HTTPError as exc:
@@ -105,7 +116,12 @@ class RemoteEdge:
         return self._dict(method, path, self.request_sync(method, path, **kwargs))
 
     # -- plumbing ---------------------------------------------------------------------------
-    def _transport_error(self, method: str, path: str, exc: httpx.HTTPError) -> TransportError:
+    def _transport_error(
+        self, method: str, path: str, exc: httpx.HTTPError
+    ) -> TransportError | TLSError:
+        tls = tls_error_in(exc, self.url)
+        if tls is not None:
+            return tls
         if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
             return TransportError(f"no coordinator at {self.url}; {_START_HINT}")
         return TransportError(

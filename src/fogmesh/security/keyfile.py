@@ -1,5 +1,9 @@
 """Key files on disk: owner-only (0600), created atomically, refused when others can read them.
 
+Ticket files and files holding a pinned certificate fingerprint follow the same rule
+(``read_private_file``/``write_private_file``): whoever can read a ticket can use it, and
+whoever can write a pin can point a client at their own server.
+
 One line of text per file, ``fogmesh-key/1 <kind> <base64url secret> <check>``. The kind stops an
 X25519 key being loaded where an Ed25519 key is expected (both are 32 random-looking bytes), and the
 check (4 bytes of SHA-256) catches a damaged file instead of silently yielding a different key.
@@ -18,7 +22,13 @@ from pathlib import Path
 
 from fogmesh.errors import KeyFileError
 
-__all__ = ["load_or_create_key_file", "read_key_file", "write_key_file"]
+__all__ = [
+    "load_or_create_key_file",
+    "read_key_file",
+    "read_private_file",
+    "write_key_file",
+    "write_private_file",
+]
 
 _MAGIC = "fogmesh-key/1"
 _MAX_FILE = 4096
@@ -54,11 +64,12 @@ def _decode(path: Path, kind: str, raw: bytes) -> bytes:
     return secret
 
 
-def read_key_file(path: Path, kind: str) -> bytes:
-    """Read a key of ``kind``; raises FileNotFoundError if absent, KeyFileError if unsafe/corrupt.
+def read_private_file(path: Path, *, what: str = "key file", max_size: int = _MAX_FILE) -> bytes:
+    """The bytes of an owner-only file; FileNotFoundError if absent, KeyFileError if unsafe.
 
-    The permission check runs on the opened descriptor, so the file cannot be swapped between
-    the check and the read; symlinks are refused for the same reason.
+    The rule every secret- or trust-bearing file follows (keys, tickets, pinned fingerprints):
+    a regular file, not a symlink, with no group/other permission bit. The check runs on the
+    opened descriptor, so the file cannot be swapped between the check and the read.
     """
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
@@ -66,7 +77,7 @@ def read_key_file(path: Path, kind: str) -> bytes:
     except FileNotFoundError:
         raise
     except OSError as exc:
-        raise KeyFileError(f"{path}: cannot open key file ({exc.strerror})") from exc
+        raise KeyFileError(f"{path}: cannot open {what} ({exc.strerror})") from exc
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
@@ -74,15 +85,38 @@ def read_key_file(path: Path, kind: str) -> bytes:
         mode = stat.S_IMODE(info.st_mode)
         if mode & _FORBIDDEN_BITS:
             raise KeyFileError(
-                f"{path}: key file is accessible by group/others (mode {mode:o}); "
+                f"{path}: {what} is accessible by group/others (mode {mode:o}); "
                 f"run 'chmod 600 {path}'"
             )
-        raw = os.read(fd, _MAX_FILE + 1)
+        raw = os.read(fd, max_size + 1)
     finally:
         os.close(fd)
-    if len(raw) > _MAX_FILE:
-        raise KeyFileError(f"{path}: too large to be a key file")
-    return _decode(path, kind, raw)
+    if len(raw) > max_size:
+        raise KeyFileError(f"{path}: too large to be a {what}")
+    return raw
+
+
+def read_key_file(path: Path, kind: str) -> bytes:
+    """Read a key of ``kind``; raises FileNotFoundError if absent, KeyFileError if unsafe/corrupt.
+
+    The permission check runs on the opened descriptor, so the file cannot be swapped between
+    the check and the read; symlinks are refused for the same reason.
+    """
+    return _decode(path, kind, read_private_file(path))
+
+
+def write_private_file(path: Path, data: bytes) -> None:
+    """Replace ``path`` atomically with ``data``, written 0600 (fsynced before the rename)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    try:
+        if not _create_exclusive(tmp, data):
+            raise KeyFileError(f"{path}: temporary file already exists")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot write ({exc.strerror})") from exc
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
 
 
 def _create_exclusive(path: Path, data: bytes) -> bool:

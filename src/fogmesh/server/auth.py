@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated
@@ -10,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from fogmesh.errors import TicketError
+from fogmesh.security.keyfile import read_private_file, write_private_file
 from fogmesh.security.tickets import Ticket, TicketVerifier
 from fogmesh.server.config import ADMIN_TICKET_FILE
 
@@ -25,23 +25,18 @@ __all__ = [
 
 
 def write_admin_ticket(data_dir: Path, ticket: str) -> Path:
-    """Write the admin ticket 0600 (created private, never widened afterwards)."""
+    """Write the admin ticket 0600, atomically (the key files' rule: ``security.keyfile``)."""
     path = Path(data_dir) / ADMIN_TICKET_FILE
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, ticket.encode("ascii") + b"\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    write_private_file(path, ticket.encode("ascii") + b"\n")
     return path
 
 
 def read_admin_ticket(data_dir: Path) -> str | None:
+    """The saved admin ticket, None if there is none; KeyFileError if group/other may read it
+    (whoever can read a ticket can use it: the file is refused, as a key file would be)."""
     path = Path(data_dir) / ADMIN_TICKET_FILE
     try:
-        return path.read_text(encoding="ascii").strip() or None
+        return read_private_file(path, what="ticket file").decode("ascii").strip() or None
     except (FileNotFoundError, UnicodeDecodeError):
         return None
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fogmesh.errors import ConfigError
 from fogmesh.fog.coordinator import CoordinatorConfig
+from fogmesh.security.tls import is_loopback
 
 __all__ = ["ADMIN_TICKET_FILE", "ServerConfig"]
 
@@ -22,13 +23,26 @@ class ServerConfig:
     coordinator: CoordinatorConfig = field(default_factory=CoordinatorConfig)
     max_body_bytes: int = 2 << 20  # a 1 MiB payload as JSON plus headroom
     agent_ticket_ttl: float = 30 * 86_400.0
-    admin_ticket_ttl: float = 365 * 86_400.0
+    # The admin ticket in the data dir: 30 days, renewed (at start, then hourly while running)
+    # when under a week is left, or by `fogmesh ticket renew-admin`; narrower tickets come from
+    # `fogmesh ticket create`.
+    admin_ticket_ttl: float = 30 * 86_400.0
+    admin_ticket_renew_before: float = 7 * 86_400.0
+    admin_ticket_check_interval: float = 3600.0  # how often a running coordinator checks it
     public_url: str | None = None  # the URL written into join tokens; default http://host:port
     knowledge_k: int = 10  # k-anonymity threshold of the global knowledge store
     # Handshake steps the agent endpoint works on at once; registrations go first (see
     # server/_admission.py). A step is CPU work of about a millisecond, plus the enrolment's
     # commit: a few keep the event loop busy without making registered devices wait.
     handshakes_at_once: int = 4
+    # HTTPS (docs/security.md): on by default whenever the bind address is not loopback, so a
+    # ticket never crosses a network in clear; on loopback plain HTTP stays (nothing leaves the
+    # machine) unless ``tls`` asks for it. ``insecure_http`` is the explicit, logged opt-out.
+    tls: bool = False
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_names: tuple[str, ...] = ()  # extra names/addresses for the self-signed certificate
+    insecure_http: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65_535:
@@ -43,10 +57,29 @@ class ServerConfig:
             isinstance(self.handshakes_at_once, int) and self.handshakes_at_once >= 1
         ):
             raise ConfigError("must be an integer ≥ 1", field="handshakes_at_once")
+        if self.insecure_http and (self.tls or self.tls_cert is not None):
+            raise ConfigError(
+                "cannot be combined with --tls or --tls-cert", field="--insecure-http"
+            )
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("give both --tls-cert and --tls-key, or neither", field="--tls-cert")
+        if self.uses_tls and self.public_url and not self.public_url.startswith(("https:", "wss:")):
+            raise ConfigError(
+                f"{self.public_url!r} is not https://, but this coordinator serves HTTPS",
+                field="--url",
+            )
+
+    @property
+    def uses_tls(self) -> bool:
+        """Whether the coordinator serves HTTPS (see the field comments above)."""
+        if self.tls or self.tls_cert is not None:
+            return True
+        return not self.insecure_http and not is_loopback(self.host)
 
     @property
     def url(self) -> str:
-        return self.public_url or f"http://{self.host}:{self.port}"
+        scheme = "https" if self.uses_tls else "http"
+        return self.public_url or f"{scheme}://{self.host}:{self.port}"
 
     @property
     def heartbeat_interval(self) -> float:

@@ -15,15 +15,18 @@ import logging
 import os
 import signal
 import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fogmesh.clock import Clock, WallClock
-from fogmesh.errors import ConfigError, ReplayError, TicketError
+from fogmesh.errors import ConfigError, FogmeshError, ReplayError, TicketError
 from fogmesh.fog.coordinator import FogCoordinator
 from fogmesh.fog.tasks import Task
+from fogmesh.security.keyfile import write_private_file
 from fogmesh.security.keys import CoordinatorKeys
+from fogmesh.security.selfsigned import CoordinatorCertificate, load_or_create_certificate
 from fogmesh.security.tickets import TicketIssuer, TicketVerifier
 from fogmesh.server.artefacts import ArtefactStore
 from fogmesh.server.auth import read_admin_ticket, write_admin_ticket
@@ -62,6 +65,15 @@ class CoordinatorService:
         self.knowledge = GlobalKnowledgeStore(k=config.knowledge_k)
         self.artefacts: ArtefactStore | None = None  # results over 1 MiB, set by start()
         self._models: Any = None  # edge.models.ModelRegistry, opened on the first model fetch
+        self.certificate: CoordinatorCertificate | None = None  # set by start() when HTTPS
+        self._admin_renewal: asyncio.Task[None] | None = None
+
+    @property
+    def pinned_fingerprint(self) -> bytes | None:
+        """The certificate fingerprint join tokens carry: the self-signed certificate's. A
+        certificate the operator gave is verified by its CA instead, so it survives renewal."""
+        cert = self.certificate
+        return cert.fingerprint if cert is not None and cert.self_signed else None
 
     # Accessors raise instead of returning None so route code stays simple and typed.
     @property
@@ -109,6 +121,18 @@ class CoordinatorService:
         data_dir = Path(self.config.data_dir)
         await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True, mode=0o700)
         self._keys = await asyncio.to_thread(CoordinatorKeys.load_or_create, data_dir)
+        # Read before anything is opened: an admin ticket others can read is refused (as a key
+        # file would be), and the refusal must not leave a store or scheduler half-started.
+        saved_admin = await asyncio.to_thread(read_admin_ticket, data_dir)
+        if self.config.uses_tls:
+            self.certificate = await asyncio.to_thread(
+                load_or_create_certificate,
+                data_dir,
+                host=self.config.host,
+                names=(*self.config.tls_names, *_url_host(self.config.public_url)),
+                cert=self.config.tls_cert,
+                key=self.config.tls_key,
+            )
         self.artefacts = await asyncio.to_thread(ArtefactStore, data_dir / "artefacts")
         self._store = await open_store(self.config.db_url, data_dir)
         self._seen = StoreSeenStore(self._store, self.clock)
@@ -129,17 +153,35 @@ class CoordinatorService:
 
         self._edge = EdgeManager(self._coordinator, data_dir=data_dir, clock=self.clock)
         await self._edge.start()
-        self.admin_ticket = self._ensure_admin_ticket(data_dir)
+        self.admin_ticket = self._ensure_admin_ticket(data_dir, saved_admin)
+        self._admin_renewal = asyncio.create_task(self._renew_admin_ticket(data_dir))
         self._started = True
 
-    def _ensure_admin_ticket(self, data_dir: Path) -> str:
-        existing = read_admin_ticket(data_dir)
+    async def _renew_admin_ticket(self, data_dir: Path) -> None:
+        """Keep ``admin.ticket`` valid while the coordinator runs longer than its 30 days."""
+        while True:
+            await asyncio.sleep(self.config.admin_ticket_check_interval)
+            try:
+                saved = await asyncio.to_thread(read_admin_ticket, data_dir)
+                self.admin_ticket = await asyncio.to_thread(
+                    self._ensure_admin_ticket, data_dir, saved
+                )
+            except FogmeshError as exc:  # e.g. someone made the file readable to others
+                log.error("cannot renew the admin ticket: %s", exc.reason)
+
+    def _ensure_admin_ticket(self, data_dir: Path, existing: str | None) -> str:
         if existing is not None:
             try:
-                self.verifier.verify(existing, audience=self.keys.audience, scope="admin")
-                return existing
+                held = self.verifier.verify(existing, audience=self.keys.audience, scope="admin")
             except (TicketError, ReplayError):
                 log.info("admin ticket in %s no longer verifies; writing a new one", data_dir)
+            else:
+                left = held.expires_at - self.clock.time()
+                if left > min(
+                    self.config.admin_ticket_renew_before, self.config.admin_ticket_ttl / 2
+                ):
+                    return existing
+                log.info("admin ticket in %s expires in %.0f s; writing a new one", data_dir, left)
         ticket = self.issuer.issue(
             subject="admin",
             audience=self.keys.audience,
@@ -153,6 +195,10 @@ class CoordinatorService:
         if not self._started:
             return
         self._started = False
+        if self._admin_renewal is not None:
+            self._admin_renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._admin_renewal
         await self.hub.close_all()
         if self._edge is not None:
             await self._edge.close()
@@ -162,9 +208,15 @@ class CoordinatorService:
             await self._store.close()
 
     def write_runtime(self, url: str) -> None:
-        """Where this coordinator listens, for the CLI and tests (removed at shutdown)."""
+        """Where this coordinator listens and the certificate it serves, for the CLI and tests
+        (removed at shutdown). Written 0600: whoever could rewrite it could point the CLI, and
+        its admin ticket, at another server."""
         path = Path(self.config.data_dir) / RUNTIME_FILE
-        path.write_text(json.dumps({"url": url, "pid": os.getpid()}), encoding="utf-8")
+        info: dict[str, Any] = {"url": url, "pid": os.getpid()}
+        if self.certificate is not None:
+            info["fingerprint"] = self.certificate.fingerprint_text
+            info["self_signed"] = self.certificate.self_signed
+        write_private_file(path, json.dumps(info).encode("utf-8"))
 
     def clear_runtime(self) -> None:
         (Path(self.config.data_dir) / RUNTIME_FILE).unlink(missing_ok=True)
@@ -181,6 +233,26 @@ class CoordinatorService:
         status["agents_connected"] = len(self.hub.sessions)
         status["handshakes_waited"] = self.hub.setup.waited
         return status
+
+
+def _url_host(url: str | None) -> tuple[str, ...]:
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname if url else None
+    return (host,) if host else ()
+
+
+def _warn_plain_http(config: ServerConfig) -> None:
+    from fogmesh.security.tls import is_loopback
+
+    if config.uses_tls or is_loopback(config.host):
+        return
+    message = (
+        f"WARNING: serving plain HTTP on {config.host} (--insecure-http): tickets, including "
+        "the admin ticket, cross the network in clear and anyone on it can read and reuse them"
+    )
+    log.warning(message)
+    print(message, file=sys.stderr, flush=True)
 
 
 async def run_coordinator(config: ServerConfig, *, log_level: str = "info") -> None:
@@ -211,10 +283,14 @@ async def run_coordinator(config: ServerConfig, *, log_level: str = "info") -> N
     loop = asyncio.get_running_loop()
     try:
         await service.start()
+        _warn_plain_http(config)
         app = create_app(config, service=service)
+        cert = service.certificate
         server = _Server(
             uvicorn.Config(
                 app,
+                ssl_certfile=str(cert.cert_path) if cert else None,
+                ssl_keyfile=str(cert.key_path) if cert else None,
                 log_level=log_level,
                 lifespan="off",
                 ws_max_size=1 << 17,
@@ -225,9 +301,19 @@ async def run_coordinator(config: ServerConfig, *, log_level: str = "info") -> N
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, _request_exit, server)
         port = sock.getsockname()[1]
-        url = config.public_url or f"http://{config.host}:{port}"
+        scheme = "https" if cert else "http"
+        url = config.public_url or f"{scheme}://{config.host}:{port}"
         service.write_runtime(url)
         print(f"fogmesh coordinator listening on {url}", flush=True)
+        if cert is not None:
+            kind = "self-signed" if cert.self_signed else "given"
+            print(
+                f"TLS certificate ({kind}) fingerprint {cert.fingerprint_text}\n"
+                f"  join tokens carry it; remote clients: --fingerprint {cert.fingerprint_text}"
+                if cert.self_signed
+                else f"TLS certificate ({kind}) fingerprint {cert.fingerprint_text}",
+                flush=True,
+            )
         await server.serve(sockets=[sock])
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -56,6 +56,10 @@ async def create_token(
     service = request.app.state.service
     spec = body or TokenIn()
     join, ticket = create_join_token(
-        service.keys, url=spec.url or service.config.url, ttl=spec.ttl, clock=service.clock
+        service.keys,
+        url=spec.url or service.config.url,
+        ttl=spec.ttl,
+        clock=service.clock,
+        tls_fingerprint=service.pinned_fingerprint,
     )
     return {"token": join.encode(), "expires_at": ticket.expires_at}

@@ -161,10 +161,13 @@ class CoordinatorService:
         if self._store is not None:
             await self._store.close()
 
-    def write_runtime(self, url: str) -> None:
-        """Where this coordinator listens, for the CLI and tests (removed at shutdown)."""
+    def write_runtime(self, url: str, *, port: int | None = None) -> None:
+        """Where this coordinator listens, for the CLI and tests (removed at shutdown): the URL
+        it advertises and its bind address, which `fogmesh token create` checks URLs against."""
         path = Path(self.config.data_dir) / RUNTIME_FILE
-        path.write_text(json.dumps({"url": url, "pid": os.getpid()}), encoding="utf-8")
+        runtime = {"url": url, "pid": os.getpid(), "host": self.config.host}
+        runtime["port"] = self.config.port if port is None else port
+        path.write_text(json.dumps(runtime), encoding="utf-8")
 
     def clear_runtime(self) -> None:
         (Path(self.config.data_dir) / RUNTIME_FILE).unlink(missing_ok=True)
@@ -226,7 +229,7 @@ async def run_coordinator(config: ServerConfig, *, log_level: str = "info") -> N
             loop.add_signal_handler(sig, _request_exit, server)
         port = sock.getsockname()[1]
         url = config.public_url or f"http://{config.host}:{port}"
-        service.write_runtime(url)
+        service.write_runtime(url, port=port)
         print(f"fogmesh coordinator listening on {url}", flush=True)
         await server.serve(sockets=[sock])
     finally:

@@ -64,6 +64,8 @@ def wheelhouse(request: pytest.FixtureRequest, wheel: Path) -> Path:
     if probe.returncode != 0:
         fetched = _pip("download", "--find-links", str(house), "-d", str(house), f"{wheel}[agent]")
         assert fetched.returncode == 0, fetched.stderr
+    for ours in house.glob("fogmesh-*"):
+        ours.unlink()  # only dependencies live here; the wheel under test is always fresh
     return house
 
 

@@ -7,16 +7,18 @@ import importlib
 import logging
 import signal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from fogmesh._eventloop import run_service
 from fogmesh._version import __version__
-from fogmesh.agent.daemon import AgentConfig, AgentDaemon, Runner
 from fogmesh.config import load_settings
-from fogmesh.devices.sensors import SensorSource, sensor_source_from_env
 from fogmesh.errors import ConfigError
+
+if TYPE_CHECKING:
+    from fogmesh.agent.daemon import AgentConfig, AgentDaemon, Runner
+    from fogmesh.devices.sensors import SensorSource
 
 __all__ = ["agent"]
 
@@ -127,6 +129,11 @@ def agent(
         raise ConfigError("must be > 0 seconds", field="--heartbeat")
     if not backoff_max > 0:
         raise ConfigError("must be > 0 seconds", field="--backoff-max")
+    # The agent's stack (Noise, WebSocket, psutil) is the `agent` extra: imported here, not at
+    # module level, so `fogmesh agent --help` works on the base install.
+    from fogmesh.agent.daemon import AgentConfig, AgentDaemon
+    from fogmesh.devices.sensors import sensor_source_from_env
+
     settings = load_settings(home=data_dir)
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -19,7 +19,12 @@ def coordinator(
         Path | None,
         typer.Option("--data-dir", help="state, keys and admin ticket (else FOGMESH_HOME)"),
     ] = None,
-    host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host", help="address to listen on (0.0.0.0: every interface, for other machines)"
+        ),
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port (0: any free port)")] = 8700,
     db: Annotated[
         str | None,

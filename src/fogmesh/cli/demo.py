@@ -10,6 +10,7 @@ of emulated device states side by side — the same code path the coordinator an
 
 from __future__ import annotations
 
+import importlib
 import json
 import signal
 import sys
@@ -109,6 +110,10 @@ def demo(
     if devices_only:
         _devices_view(as_json)
         return
+    # The fog runs the coordinator's and the agent's stacks in child processes: a missing extra
+    # is one line here (the root group names it), not a child's traceback in the demo's error.
+    importlib.import_module("fogmesh.server.app")
+    importlib.import_module("fogmesh.agent.daemon")
     from fogmesh.cli.fogdemo import DemoError, render_summary, run_fog_demo
 
     progress = Console(stderr=True) if as_json else console

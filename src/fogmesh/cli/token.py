@@ -6,12 +6,14 @@ import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
 
+from fogmesh.cli._reach import reach_warning, runtime_url
+from fogmesh.client import RUNTIME_FILE
 from fogmesh.clock import WallClock
 from fogmesh.config import load_settings
 from fogmesh.errors import ConfigError, KeyFileError
@@ -25,7 +27,10 @@ __all__ = ["app", "parse_duration"]
 DEFAULT_URL = "http://127.0.0.1:8700"
 MAX_TTL = 30 * 86_400.0
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
-_URL_HELP = f"URL devices use to reach the coordinator (else FOGMESH_COORDINATOR, {DEFAULT_URL})"
+_URL_HELP = (
+    "URL devices use to reach the coordinator (else FOGMESH_COORDINATOR, else the running "
+    f"coordinator's, else {DEFAULT_URL}); warns when it cannot reach where the coordinator listens"
+)
 _SCOPE_LIST = ", ".join(SCOPES)
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
 
@@ -52,6 +57,15 @@ def parse_duration(text: str) -> float:
     if not 0 < seconds <= MAX_TTL:
         raise ConfigError("must be more than 0 and at most 30d", field="--ttl")
     return seconds
+
+
+def _running_coordinator(home: Path) -> dict[str, Any]:
+    """The ``coordinator.json`` of the coordinator running on this data directory, if any."""
+    try:
+        found = json.loads((home / RUNTIME_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def _scopes(values: list[str] | None) -> list[str]:
@@ -155,7 +169,11 @@ def create(
     lifetime = parse_duration(ttl)
     extra = _scopes(scope)
     settings = load_settings(home=data_dir)
-    target = url or settings.coordinator or DEFAULT_URL
+    runtime = _running_coordinator(settings.home)
+    target = url or settings.coordinator or runtime_url(runtime) or DEFAULT_URL
+    unreachable = reach_warning(target, runtime)
+    if unreachable is not None:
+        err_console.print(f"[yellow]warning[/]: {unreachable}", highlight=False, soft_wrap=True)
     pin = _pin(settings.home, target, fingerprint)
     keys = CoordinatorKeys.load_or_create(settings.home)
     join, ticket = create_join_token(

@@ -207,12 +207,14 @@ class CoordinatorService:
         if self._store is not None:
             await self._store.close()
 
-    def write_runtime(self, url: str) -> None:
+    def write_runtime(self, url: str, *, port: int | None = None) -> None:
         """Where this coordinator listens and the certificate it serves, for the CLI and tests
-        (removed at shutdown). Written 0600: whoever could rewrite it could point the CLI, and
-        its admin ticket, at another server."""
+        (removed at shutdown): the URL it advertises and its bind address, which `fogmesh token
+        create` checks URLs against. Written 0600: whoever could rewrite it could point the CLI,
+        and its admin ticket, at another server."""
         path = Path(self.config.data_dir) / RUNTIME_FILE
-        info: dict[str, Any] = {"url": url, "pid": os.getpid()}
+        info: dict[str, Any] = {"url": url, "pid": os.getpid(), "host": self.config.host}
+        info["port"] = self.config.port if port is None else port
         if self.certificate is not None:
             info["fingerprint"] = self.certificate.fingerprint_text
             info["self_signed"] = self.certificate.self_signed
@@ -303,7 +305,7 @@ async def run_coordinator(config: ServerConfig, *, log_level: str = "info") -> N
         port = sock.getsockname()[1]
         scheme = "https" if cert else "http"
         url = config.public_url or f"{scheme}://{config.host}:{port}"
-        service.write_runtime(url)
+        service.write_runtime(url, port=port)
         print(f"fogmesh coordinator listening on {url}", flush=True)
         if cert is not None:
             kind = "self-signed" if cert.self_signed else "given"

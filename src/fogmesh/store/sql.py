@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
 import msgspec
-from sqlalchemy import ColumnElement, func, select, text, update
+from sqlalchemy import ColumnElement, delete, func, select, text, update
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -35,9 +35,9 @@ from ._batch import Batcher
 from ._group import GroupCommitter
 from ._sqlconn import Conflict, SqliteSync, make_engine, normalise_url
 from ._sqldevices import SqlDevices
-from .base import PendingOrder, Placement, StatesArg
+from .base import PendingOrder, Placement, StatesArg, SubmitKey
 from .migrate import upgrade_to_head
-from .schema import task_attempts, tasks
+from .schema import idempotency_keys, task_attempts, tasks
 
 __all__ = ["SqlStore", "SqliteSync", "normalise_url"]
 
@@ -59,6 +59,14 @@ class _Report(NamedTuple):
     result: str | None = None  # JSON, already size-checked
 
 
+class _Keyed(NamedTuple):
+    """One ``add_keyed_tasks`` call, as one batch item."""
+
+    tasks: list[Task]  # checked
+    keys: list[SubmitKey | None]  # checked, one per task
+    now: float
+
+
 def _stored_time(now: float) -> float:
     """A time as the REAL / double precision columns give it back: an ``int`` comes back a
     ``float``."""
@@ -77,6 +85,12 @@ class SqlStore(SqlDevices):
         )
         # Reports and heartbeats come one per message from many devices at once; batching
         # them is what lets one coordinator keep up (docs/store.md, "Group commit").
+        # Keyed submits from many clients share commits too (the Python client keys every task).
+        self._keyed: Batcher[_Keyed, list[str]] | None = (
+            Batcher(self._apply_keyed, max_batch=max_batch, name="keyed-submits")
+            if group_commit
+            else None
+        )
         self._reports: Batcher[_Report, Task] | None = (
             Batcher(
                 self._apply_reports, max_batch=max_batch, name="reports", linger=REPORT_LINGER_S
@@ -147,6 +161,108 @@ class SqlStore(SqlDevices):
                 await self._insert_tasks(new)
         except Conflict:
             raise await self._explain_conflict(new) from None
+
+    async def add_keyed_tasks(
+        self, tasks: Sequence[Task], keys: Sequence[SubmitKey | None], now: float
+    ) -> list[str]:
+        new = list(tasks)
+        R.check_new_tasks(new)
+        item = _Keyed(new, R.check_submit_keys(new, keys), now)
+        if not new:
+            return []
+        if self._closed:
+            raise StoreError("store is closed")
+        if self._keyed is not None:
+            return await self._keyed.submit(item)
+        outcome = (await self._apply_keyed([item]))[0]
+        if isinstance(outcome, FogmeshError):
+            raise outcome
+        return outcome
+
+    async def _apply_keyed(self, items: Sequence[_Keyed]) -> list[list[str] | FogmeshError]:
+        """Keyed submits in one transaction, each all or none. A constraint violation (a task
+        id taken, or a key another writer inserted after this one looked) undoes the batch;
+        each call is then tried alone, twice (the second look sees the other writer's key)."""
+        try:
+            return await self._write_keyed(items)
+        except Conflict:
+            pass
+        outcomes: list[list[str] | FogmeshError] = []
+        for item in items:
+            outcome: list[str] | FogmeshError | None = None
+            for _ in range(2):
+                try:
+                    outcome = (await self._write_keyed([item]))[0]
+                    break
+                except Conflict:
+                    continue
+                except FogmeshError as exc:
+                    outcome = exc
+                    break
+            outcomes.append(
+                outcome if outcome is not None else await self._explain_conflict(item.tasks)
+            )
+        return outcomes
+
+    async def _write_keyed(self, items: Sequence[_Keyed]) -> list[list[str] | FogmeshError]:
+        wanted = sorted({k.key for item in items for k in item.keys if k is not None})
+        outcomes: list[list[str] | FogmeshError] = []
+        task_rows: list[dict[str, Any]] = []
+        key_rows: list[dict[str, Any]] = []
+        async with self._write() as conn:
+            await conn.execute(
+                delete(idempotency_keys).where(
+                    idempotency_keys.c.expires_at < max(item.now for item in items)
+                )
+            )
+            held: dict[str, tuple[str, str]] = {}  # key → (task id, fingerprint)
+            for chunk in Q.chunks(wanted):
+                for r in await conn.execute(
+                    select(
+                        idempotency_keys.c.key,
+                        idempotency_keys.c.task_id,
+                        idempotency_keys.c.fingerprint,
+                    ).where(idempotency_keys.c.key.in_(chunk))
+                ):
+                    held[r.key] = (r.task_id, r.fingerprint)
+            for item in items:
+                ids: list[str] = []
+                mine: dict[str, tuple[str, str]] = {}
+                error: FogmeshError | None = None
+                new: list[Task] = []
+                for task, key in zip(item.tasks, item.keys, strict=True):
+                    found = None if key is None else held.get(key.key)
+                    if key is not None and found is not None:
+                        if found[1] != key.fingerprint:
+                            error = R.key_conflict(key.key, found[0])
+                            break
+                        ids.append(found[0])
+                        continue
+                    ids.append(task.id)
+                    new.append(task)
+                    if key is not None:
+                        mine[key.key] = (task.id, key.fingerprint)
+                        key_rows.append(
+                            {
+                                "key": key.key,
+                                "task_id": task.id,
+                                "fingerprint": key.fingerprint,
+                                "expires_at": key.expires_at,
+                            }
+                        )
+                if error is not None:
+                    # Nothing of this call: drop the key rows it queued.
+                    key_rows = [r for r in key_rows if r["key"] not in mine]
+                    outcomes.append(error)
+                    continue
+                held.update(mine)  # a later call in this batch with the same key finds it
+                task_rows += [Q.task_row(t) for t in new]
+                outcomes.append(ids)
+            if task_rows:
+                await conn.execute(tasks.insert(), task_rows)
+            if key_rows:
+                await conn.execute(idempotency_keys.insert(), key_rows)
+        return outcomes
 
     async def _insert_tasks(self, new: Sequence[Task]) -> None:
         rows = [Q.task_row(t) for t in new]
@@ -585,6 +701,8 @@ class SqlStore(SqlDevices):
         try:
             if self._group is not None:
                 await self._group.close()
+            if self._keyed is not None:
+                await self._keyed.close()
             if self._reports is not None:
                 await self._reports.close()
             if self._beats is not None:

@@ -147,7 +147,7 @@ def test_0003_gives_spent_tickets_a_holder_and_keys_a_table_and_downgrades_losin
             assert await store.ticket_holders(1_900_000_000.0) == {}  # refused to everyone
             await store.spend_tickets({"new": 2_000_000_000.0}, T0, holders={"new": "dev-a"})
             task = Task(id="01TASK", type="inference", created_at=T0)
-            await store.add_keyed_tasks([task], [SubmitKey("k", "fp", 2e9)], T0)
+            await store.add_keyed_tasks([task], [SubmitKey("k", 2e9)], T0)
         finally:
             await store.close()
 

@@ -505,8 +505,8 @@ async def test_a_closed_store_refuses_work(store: Store, make_task: MakeTask) ->
 # -- idempotency keys -------------------------------------------------------------------------
 
 
-def key(name: str, fingerprint: str = "fp", expires_at: float = T0 + 3600) -> SubmitKey:
-    return SubmitKey(name, fingerprint, expires_at)
+def key(name: str, expires_at: float = T0 + 3600) -> SubmitKey:
+    return SubmitKey(name, expires_at)
 
 
 async def test_a_keyed_task_is_stored_once_and_its_key_returns_its_id(
@@ -535,13 +535,24 @@ async def test_a_partly_stored_batch_stores_only_its_new_tasks(
 async def test_the_same_key_with_another_spec_is_a_conflict_and_stores_nothing(
     store: Store, make_task: MakeTask
 ) -> None:
-    a = make_task()
-    await store.add_keyed_tasks([a], [key("k", "fp-1")], T0)
-    b, c = make_task(), make_task()
-    with pytest.raises(IdempotencyConflict) as caught:
-        await store.add_keyed_tasks([b, c], [key("new"), key("k", "fp-2")], T0)
-    assert caught.value.details["task_id"] == a.id
-    assert [t.id for t in await store.list_tasks()] == [a.id]
+    a = make_task(payload=PythonPayload(function="m:f", args={"x": 1, "y": [1, 2]}))
+    await store.add_keyed_tasks([a], [key("k")], T0)
+    # The same spec (its dict's keys in another order, a tuple for a list) is a retry …
+    same = make_task(payload=PythonPayload(function="m:f", args={"y": (1, 2), "x": 1}))
+    assert await store.add_keyed_tasks([same], [key("k")], T0) == [a.id]
+    # … anything else a submit says about the task is not.
+    b = make_task()
+    for other in (
+        make_task(payload=PythonPayload(function="m:f", args={"x": 2, "y": [1, 2]})),
+        make_task(payload=PythonPayload(function="m:f", args={"x": 1, "y": [1, 2]}),
+                  priority=TaskPriority.HIGH),
+        make_task(payload=PythonPayload(function="m:f", args={"x": 1, "y": [1, 2]}),
+                  max_attempts=1),
+    ):  # fmt: skip
+        with pytest.raises(IdempotencyConflict) as caught:
+            await store.add_keyed_tasks([b, other], [key("new"), key("k")], T0)
+        assert caught.value.details["task_id"] == a.id
+        assert [t.id for t in await store.list_tasks()] == [a.id]
     # "new" was not kept either: it stores a task now.
     assert await store.add_keyed_tasks([b], [key("new")], T0) == [b.id]
 
@@ -549,19 +560,18 @@ async def test_the_same_key_with_another_spec_is_a_conflict_and_stores_nothing(
 async def test_an_expired_key_is_forgotten(store: Store, make_task: MakeTask) -> None:
     a = make_task()
     await store.add_keyed_tasks([a], [key("k", expires_at=T0 + 10)], T0)
-    b = make_task()
-    assert await store.add_keyed_tasks([b], [key("k", "other")], T0 + 11) == [b.id]
+    b = make_task(priority=TaskPriority.LOW)  # another task: no conflict, the key was forgotten
+    assert await store.add_keyed_tasks([b], [key("k")], T0 + 11) == [b.id]
     assert {t.id for t in await store.list_tasks()} == {a.id, b.id}
 
 
 @pytest.mark.parametrize(
     "keys",
     [
-        [SubmitKey("", "fp", T0)],
-        [SubmitKey("k" * 257, "fp", T0)],
-        [SubmitKey("k", "", T0)],
-        [SubmitKey("k", "f" * 65, T0)],
-        [SubmitKey("k", "fp", float("nan"))],
+        [SubmitKey("", T0)],
+        [SubmitKey("k" * 257, T0)],
+        [SubmitKey("k", float("nan"))],
+        [SubmitKey("k", True)],
         [],
         ["k"],
     ],
@@ -613,3 +623,18 @@ async def test_two_stores_racing_with_one_key_store_one_task(
     )
     assert len({a[0] for a in answers}) == 1
     assert len(await one.list_tasks()) == 1
+
+
+async def test_one_batch_with_a_retry_of_a_call_in_flight_stores_its_task_once(
+    store: Store, make_task: MakeTask
+) -> None:
+    def task() -> Task:
+        return make_task(payload=PythonPayload(function="m:f", args={"y": (1, 2)}))
+
+    first, retry = task(), task()
+    one, two = await asyncio.gather(
+        store.add_keyed_tasks([first], [key("k")], T0),
+        store.add_keyed_tasks([retry], [key("k")], T0),  # may share the first one's commit
+    )
+    assert one == two == [first.id]
+    assert [t.id for t in await store.list_tasks()] == [first.id]

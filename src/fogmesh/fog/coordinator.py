@@ -316,7 +316,7 @@ class FogCoordinator:
             max_attempts=max_attempts,
         )
         if idempotency_key is not None:
-            key = submit_key(idempotency_key, task, now)
+            key = submit_key(idempotency_key, now)
             stored = (await store.add_keyed_tasks([task], [key], now))[0]
             if stored != task.id:
                 return stored  # a retry: the first submit's task, already tracked
@@ -347,7 +347,7 @@ class FogCoordinator:
                 ) from None
             built.append(task)
             given = spec.get("idempotency_key")
-            keys.append(None if given is None else submit_key(given, task, now))
+            keys.append(None if given is None else submit_key(given, now))
         if not built:
             return []
         if any(k is not None for k in keys):

@@ -276,8 +276,6 @@ def check_submit_keys(
         field = f"tasks[{index}].idempotency_key"
         if not isinstance(k, SubmitKey) or not isinstance(k.key, str) or not 0 < len(k.key) <= 256:
             raise InvalidRequest("an idempotency key must be 1–256 characters", field=field)
-        if not isinstance(k.fingerprint, str) or not 0 < len(k.fingerprint) <= 64:
-            raise InvalidRequest("a task fingerprint must be 1–64 characters", field=field)
         if (
             isinstance(k.expires_at, bool)
             or not isinstance(k.expires_at, int | float)
@@ -290,6 +288,24 @@ def check_submit_keys(
             )
         seen.add(k.key)
     return keys
+
+
+def same_spec(held: Task, retry: Task) -> bool:
+    """Whether ``retry`` asks for what ``held`` asked for: everything a submit says about a task
+    but its id and time. Both are compared as stored (through JSON: a tuple is a list)."""
+    a, b = (msgspec.json.decode(msgspec.json.encode(t), type=Task) for t in (held, retry))
+    return all(getattr(a, f) == getattr(b, f) for f in _SPEC_FIELDS)
+
+
+_SPEC_FIELDS: Final = (
+    "type",
+    "priority",
+    "resources",
+    "constraints",
+    "payload",
+    "deadline",
+    "max_attempts",
+)
 
 
 def key_conflict(key: str, task_id: str) -> IdempotencyConflict:

@@ -57,7 +57,6 @@ class SubmitKey(NamedTuple):
     """A client's idempotency key for one task of a submit, for ``Store.add_keyed_tasks``."""
 
     key: str  # chosen by the client, 1–256 characters
-    fingerprint: str  # digest of the task's spec (1–64 characters): same key, other spec → 409
     expires_at: float  # epoch seconds; the key is forgotten afterwards
 
 
@@ -134,7 +133,8 @@ class Store(Protocol):
         A task whose key is already held (not expired by ``now``) is not stored again: its
         place in the answer is the id of the task stored under that key. The others are stored
         in one transaction, all or none, with their keys; the answer is one id per task, in
-        order. A held key with another fingerprint → ``IdempotencyConflict``, the same key twice
+        order. A held key given with a task whose spec differs from the held task's (``_rules.
+        same_spec``) → ``IdempotencyConflict``, the same key twice
         in one call → ``InvalidRequest``; nothing stored either way. Expired keys are forgotten.
         """
         ...

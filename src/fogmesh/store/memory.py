@@ -95,9 +95,10 @@ class MemoryStore:
         for task, key in zip(tasks, checked, strict=True):
             held = None if key is None else self._keys.get(key.key)
             if key is not None and held is not None:
-                if held.fingerprint != key.fingerprint:
-                    raise R.key_conflict(key.key, self._key_tasks[key.key])
-                ids.append(self._key_tasks[key.key])
+                held_id = self._key_tasks[key.key]
+                if not R.same_spec(self._tasks[held_id], task):
+                    raise R.key_conflict(key.key, held_id)
+                ids.append(held_id)
                 continue
             ids.append(task.id)
             new.append((task, key))

@@ -143,8 +143,9 @@ spent_tickets = Table(
 )
 
 # A client's idempotency key → the task first submitted with it, until the key expires: a
-# submit retried after a lost reply finds its task instead of storing a second one. The
-# fingerprint (of the task's spec) tells a retry from a different task reusing the key.
+# submit retried after a lost reply finds its task instead of storing a second one. (Whether a
+# retry is the same task is decided by comparing it with that task, on the rare retry, rather
+# than by hashing every submit.)
 idempotency_keys = Table(
     "idempotency_keys",
     METADATA,
@@ -155,7 +156,6 @@ idempotency_keys = Table(
         ForeignKey("tasks.id", ondelete="CASCADE"),
         nullable=False,
     ),
-    Column("fingerprint", String(64), nullable=False),
     Column("expires_at", Double, nullable=False),
     Index(None, "expires_at"),
 )

@@ -45,6 +45,9 @@ __all__ = ["SqlStore", "SqliteSync", "normalise_url"]
 # report's acknowledgement may come up to 2 ms later, and the coordinator makes several times
 # fewer commits (and scheduling rounds, which follow each batch of completions).
 REPORT_LINGER_S: Final = 0.002
+# Delete expired idempotency keys at most this often (by the submits' ``now``): a key that
+# expired since is still found by the primary key and handled on the slow path.
+KEY_PRUNE_EVERY_S: Final = 60.0
 _SCHEMA_LOCK_KEY: Final = 0x666F676D  # "fogm": advisory lock id for migrations on PostgreSQL
 
 
@@ -85,9 +88,15 @@ class SqlStore(SqlDevices):
         )
         # Reports and heartbeats come one per message from many devices at once; batching
         # them is what lets one coordinator keep up (docs/store.md, "Group commit").
+        self._next_key_prune = float("-inf")  # expired idempotency keys: next DELETE (by now)
         # Keyed submits from many clients share commits too (the Python client keys every task).
         self._keyed: Batcher[_Keyed, list[str]] | None = (
-            Batcher(self._apply_keyed, max_batch=max_batch, name="keyed-submits")
+            Batcher(
+                self._apply_keyed,
+                max_batch=max_batch,
+                name="keyed-submits",
+                weight=lambda item: len(item.tasks),
+            )
             if group_commit
             else None
         )
@@ -180,11 +189,14 @@ class SqlStore(SqlDevices):
         return outcome
 
     async def _apply_keyed(self, items: Sequence[_Keyed]) -> list[list[str] | FogmeshError]:
-        """Keyed submits in one transaction, each all or none. A constraint violation (a task
-        id taken, or a key another writer inserted after this one looked) undoes the batch;
-        each call is then tried alone, twice (the second look sees the other writer's key)."""
+        """Keyed submits in one transaction, each all or none.
+
+        Most keys are new, so the batch is first written without reading the keys: the primary
+        key on ``idempotency_keys`` refuses a held one (a retry, or an expired key not yet
+        pruned), which undoes the batch. Each call is then tried alone, reading its keys first,
+        twice (the second read sees a key another writer inserted after the first)."""
         try:
-            return await self._write_keyed(items)
+            return await self._write_keyed(items, look=False)
         except Conflict:
             pass
         outcomes: list[list[str] | FogmeshError] = []
@@ -192,7 +204,7 @@ class SqlStore(SqlDevices):
             outcome: list[str] | FogmeshError | None = None
             for _ in range(2):
                 try:
-                    outcome = (await self._write_keyed([item]))[0]
+                    outcome = (await self._write_keyed([item], look=True))[0]
                     break
                 except Conflict:
                     continue
@@ -204,51 +216,42 @@ class SqlStore(SqlDevices):
             )
         return outcomes
 
-    async def _write_keyed(self, items: Sequence[_Keyed]) -> list[list[str] | FogmeshError]:
+    async def _write_keyed(
+        self, items: Sequence[_Keyed], *, look: bool
+    ) -> list[list[str] | FogmeshError]:
         wanted = sorted({k.key for item in items for k in item.keys if k is not None})
         outcomes: list[list[str] | FogmeshError] = []
         task_rows: list[dict[str, Any]] = []
         key_rows: list[dict[str, Any]] = []
+        now = max(item.now for item in items)
         async with self._write() as conn:
-            await conn.execute(
-                delete(idempotency_keys).where(
-                    idempotency_keys.c.expires_at < max(item.now for item in items)
+            if look or now >= self._next_key_prune:
+                await conn.execute(
+                    delete(idempotency_keys).where(idempotency_keys.c.expires_at < now)
                 )
-            )
-            held: dict[str, tuple[str, str]] = {}  # key → (task id, fingerprint)
-            for chunk in Q.chunks(wanted):
-                for r in await conn.execute(
-                    select(
-                        idempotency_keys.c.key,
-                        idempotency_keys.c.task_id,
-                        idempotency_keys.c.fingerprint,
-                    ).where(idempotency_keys.c.key.in_(chunk))
-                ):
-                    held[r.key] = (r.task_id, r.fingerprint)
+                self._next_key_prune = now + KEY_PRUNE_EVERY_S
+            held: dict[str, Task] = {}  # key → the task stored under it
+            if look:
+                held = await self._held_keys(conn, wanted)
             for item in items:
                 ids: list[str] = []
-                mine: dict[str, tuple[str, str]] = {}
+                mine: dict[str, Task] = {}
                 error: FogmeshError | None = None
                 new: list[Task] = []
                 for task, key in zip(item.tasks, item.keys, strict=True):
                     found = None if key is None else held.get(key.key)
                     if key is not None and found is not None:
-                        if found[1] != key.fingerprint:
-                            error = R.key_conflict(key.key, found[0])
+                        if not R.same_spec(found, task):
+                            error = R.key_conflict(key.key, found.id)
                             break
-                        ids.append(found[0])
+                        ids.append(found.id)
                         continue
                     ids.append(task.id)
                     new.append(task)
                     if key is not None:
-                        mine[key.key] = (task.id, key.fingerprint)
+                        mine[key.key] = task
                         key_rows.append(
-                            {
-                                "key": key.key,
-                                "task_id": task.id,
-                                "fingerprint": key.fingerprint,
-                                "expires_at": key.expires_at,
-                            }
+                            {"key": key.key, "task_id": task.id, "expires_at": key.expires_at}
                         )
                 if error is not None:
                     # Nothing of this call: drop the key rows it queued.
@@ -263,6 +266,21 @@ class SqlStore(SqlDevices):
             if key_rows:
                 await conn.execute(idempotency_keys.insert(), key_rows)
         return outcomes
+
+    async def _held_keys(self, conn: AsyncConnection, keys: Sequence[str]) -> dict[str, Task]:
+        """Of ``keys``, those held, each with its task as stored (the expired ones are gone)."""
+        task_of: dict[str, str] = {}
+        for chunk in Q.chunks(keys):
+            query = select(idempotency_keys.c.key, idempotency_keys.c.task_id).where(
+                idempotency_keys.c.key.in_(chunk)
+            )
+            for r in await conn.execute(query):
+                task_of[r.key] = r.task_id
+        found: dict[str, Task] = {}
+        for chunk in Q.chunks(sorted(set(task_of.values()))):
+            for t in await Q.fetch_tasks(conn, Q.TASKS_BY_IDS, {"ids": list(chunk)}):
+                found[t.id] = t
+        return {k: found[i] for k, i in task_of.items()}
 
     async def _insert_tasks(self, new: Sequence[Task]) -> None:
         rows = [Q.task_row(t) for t in new]

@@ -3,8 +3,8 @@
 * ``spent_tickets.holder``: the device id that spent a one-shot enrolment ticket, so the same
   device may enrol again with it when the ``Enrolled`` reply was lost. Rows spent before this
   version have no holder (NULL) and stay refused to everyone, as they were.
-* ``idempotency_keys``: a client's key → the task first submitted with it (and a fingerprint of
-  that task's spec), until the key expires.
+* ``idempotency_keys``: a client's key → the task first submitted with it, until the key
+  expires.
 
 Downgrade drops both; no spent ticket becomes usable (the table and its ids stay), and tasks
 keep existing (only the keys that pointed at them go).
@@ -31,7 +31,6 @@ def upgrade() -> None:
         "idempotency_keys",
         sa.Column("key", sa.String(256), nullable=False),
         sa.Column("task_id", sa.String(64), nullable=False),
-        sa.Column("fingerprint", sa.String(64), nullable=False),
         sa.Column("expires_at", sa.Double(), nullable=False),
         sa.ForeignKeyConstraint(
             ["task_id"],

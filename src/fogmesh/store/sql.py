@@ -86,8 +86,6 @@ class SqlStore(SqlDevices):
         self._group = (
             GroupCommitter(self._insert_tasks, max_batch=max_batch) if group_commit else None
         )
-        # Reports and heartbeats come one per message from many devices at once; batching
-        # them is what lets one coordinator keep up (docs/store.md, "Group commit").
         self._next_key_prune = float("-inf")  # expired idempotency keys: next DELETE (by now)
         # Keyed submits from many clients share commits too (the Python client keys every task).
         self._keyed: Batcher[_Keyed, list[str]] | None = (
@@ -100,6 +98,8 @@ class SqlStore(SqlDevices):
             if group_commit
             else None
         )
+        # Reports and heartbeats come one per message from many devices at once; batching
+        # them is what lets one coordinator keep up (docs/store.md, "Group commit").
         self._reports: Batcher[_Report, Task] | None = (
             Batcher(
                 self._apply_reports, max_batch=max_batch, name="reports", linger=REPORT_LINGER_S

@@ -43,7 +43,7 @@ def test_a_one_shot_ticket_stays_spent_after_the_coordinator_is_killed(fog: Fog)
 def _agent_device_id(fog: Fog, name: str) -> str:
     from fogmesh.security.identity import DeviceIdentity
 
-    return DeviceIdentity.load_or_create(fog.root / name / "agent" / "identity.key").device_id
+    return DeviceIdentity.load(fog.root / name / "agent" / "identity.key").device_id
 
 
 def test_an_agent_whose_enrolled_reply_was_lost_enrols_with_its_token_again(fog: Fog) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -69,6 +70,8 @@ BATCH_LIMIT: Final = 1000  # tasks per batch request (the server refuses more)
 RUNTIME_FILE: Final = "coordinator.json"  # written by the coordinator service at start
 TICKET_FILE: Final = "admin.ticket"
 _START_HINT: Final = "start one with `fogmesh coordinator`"
+# Pauses before sending a keyed submit again after the link failed (then the error is raised).
+SUBMIT_RETRY_WAITS: Final = (0.2, 1.0, 3.0)
 
 
 class WaitTimeout(FogmeshError):
@@ -204,9 +207,14 @@ class FogClient:
         constraints: Mapping[str, Any] | None = None,
         deadline: float | None = None,
         max_attempts: int = 3,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         """Submit a task; ``{"task_id", "state"}`` once the coordinator has stored it.
-        ``deadline`` is in epoch seconds."""
+        ``deadline`` is in epoch seconds.
+
+        The task carries an idempotency key (``idempotency_key``, else a random one), so a
+        request whose answer was lost is sent again and the coordinator stores the task once.
+        Pass your own key to make a retry of this call safe as well."""
         body: dict[str, Any] = {
             "type": task_type,
             "priority": priority,
@@ -222,7 +230,8 @@ class FogClient:
             body["constraints"] = dict(constraints)
         if deadline is not None:
             body["deadline"] = deadline
-        return self._object("POST", "/v1/tasks", json=body)
+        body["idempotency_key"] = idempotency_key or _new_key()
+        return self._submit("/v1/tasks", body)
 
     def submit_many(self, tasks: Sequence[Mapping[str, Any]]) -> list[str]:
         """Submit many tasks; their ids, in order, once all are stored.
@@ -230,13 +239,15 @@ class FogClient:
         Each item is a ``POST /v1/tasks`` body (``{"type": ..., "payload": ...}``). They travel
         1,000 to a request; each request is all or none, so on an error the ids of the requests
         that went before are already stored (the error says which task was refused).
+
+        Every task carries an idempotency key (its ``idempotency_key``, else a random one), so
+        a request whose answer was lost is sent again and stores each task once. Give each
+        item its own key to make a retry of this whole call safe as well.
         """
         ids: list[str] = []
-        items = [dict(t) for t in tasks]
+        items = [{**t, "idempotency_key": t.get("idempotency_key") or _new_key()} for t in tasks]
         for start in range(0, len(items), BATCH_LIMIT):
-            reply = self._object(
-                "POST", "/v1/tasks/batch", json={"tasks": items[start : start + BATCH_LIMIT]}
-            )
+            reply = self._submit("/v1/tasks/batch", {"tasks": items[start : start + BATCH_LIMIT]})
             got = reply.get("task_ids")
             if not isinstance(got, list):
                 raise TransportError(f"{self.url} answered a batch submit without task ids")
@@ -350,6 +361,22 @@ class FogClient:
             ) from exc
         return answer_of(self.url, method, path, response, not_found=not_found)
 
+    def _submit(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST a keyed submit, sending it again when the link fails before an answer: the
+        keys make a repeat store nothing new. A refusal (an answer) is never retried."""
+        for wait in (*SUBMIT_RETRY_WAITS, None):
+            try:
+                return self._object("POST", path, json=body)
+            except TransportError as exc:
+                cause = exc.__cause__
+                lost = isinstance(cause, httpx.HTTPError) and not isinstance(
+                    cause, httpx.ConnectError | httpx.ConnectTimeout
+                )  # sent, maybe stored, no answer (no coordinator at all: said at once)
+                if wait is None or not lost:
+                    raise
+                time.sleep(wait)
+        raise AssertionError("unreachable")
+
     def _object(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         value = self._request(method, path, **kwargs)
         if not isinstance(value, dict):
@@ -361,6 +388,12 @@ class FogClient:
         if not isinstance(items, list):
             raise TransportError(f"{self.url} answered {method} {path} without a {key!r} list")
         return items
+
+
+def _new_key() -> str:
+    # 128 random bits in 22 characters: no two clients' keys meet, and a key costs the request
+    # and the coordinator's key index little.
+    return secrets.token_urlsafe(16)
 
 
 def _segment(task_id: str) -> str:

@@ -3,6 +3,7 @@
     FogmeshError                      code, reason (safe to show a user; never key material)
     ├── ConfigError                   bad configuration, policy, profile file (names the field)
     ├── InvalidRequest                a malformed or out-of-range request from a caller
+    │   └── IdempotencyConflict       an idempotency key reused for a different task
     ├── NotFound                      an unknown id
     │   ├── DeviceNotFound
     │   ├── TaskNotFound
@@ -47,6 +48,7 @@ __all__ = [
     "FogmeshError",
     "FrameError",
     "HandshakeError",
+    "IdempotencyConflict",
     "IllegalTransition",
     "IntegrityError",
     "InvalidRequest",
@@ -105,6 +107,10 @@ class ConfigError(FogmeshError):
 
 class InvalidRequest(FogmeshError):
     code = "invalid_request"
+
+
+class IdempotencyConflict(InvalidRequest):
+    code = "idempotency_conflict"
 
 
 class NotFound(FogmeshError):

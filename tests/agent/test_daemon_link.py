@@ -160,3 +160,28 @@ async def test_a_join_token_that_enrolled_a_device_stays_spent_across_a_restart(
         with pytest.raises(LinkRefused, match="already"):
             await link.channel.recv()
         assert len(service.seen) == 1
+
+
+async def test_the_identity_is_durable_before_its_join_token_is_presented(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    async with running_coordinator(tmp_path / "coord") as service:
+        token = join_token(service)
+        monkeypatch.setattr(os, "fsync", fsync)
+        creds = AgentCredentials.from_join_token(tmp_path / "agent", token)
+        monkeypatch.undo()
+        agent_dir = str(tmp_path / "agent" / "agent")
+        # The directory holding identity.key is synced after the key file was written.
+        key_files = [p for p in synced if p.startswith(agent_dir + "/")]
+        assert key_files and synced.index(agent_dir) > synced.index(key_files[0])
+        again = AgentCredentials.from_join_token(tmp_path / "agent", token)
+        assert again.device_id == creds.device_id  # a retry, even by a new process: same key

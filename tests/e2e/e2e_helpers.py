@@ -87,7 +87,9 @@ class Fog:
         token: str = r.json()["token"]
         return token
 
-    def start_agent(self, name: str, *, profile: str = "desktop", join: bool = True) -> None:
+    def start_agent(
+        self, name: str, *, profile: str = "desktop", join: bool = True, token: str | None = None
+    ) -> None:
         args = [
             "agent",
             "--data-dir", str(self.root / name),
@@ -98,7 +100,7 @@ class Fog:
             "--log-level", "warning",
         ]  # fmt: skip
         if join:
-            args += ["--join", self.token()]
+            args += ["--join", token or self.token()]
         self._spawn(name, args)
 
     def kill(self, name: str) -> None:

@@ -308,3 +308,21 @@ def test_each_ticket_gets_a_fresh_id(issuer: TicketIssuer, verifier: TicketVerif
 def test_negative_skew_is_refused(keyring: TicketKeyring, clock: ManualClock) -> None:
     with pytest.raises(ValueError):
         TicketVerifier(keyring, clock, skew=-1)
+
+
+def test_a_one_shot_ticket_spent_by_a_holder_is_accepted_again_only_from_that_holder(
+    issuer: TicketIssuer, verifier: TicketVerifier, clock: ManualClock
+) -> None:
+    token = _issue(issuer, scopes=["enrol"], one_shot=True, ttl=300)
+    verifier.verify(token, audience=AUD, scope="enrol", holder="dev-a")
+    # dev-a never got its answer and asks again: accepted, as often as it needs.
+    verifier.verify(token, audience=AUD, scope="enrol", holder="dev-a")
+    verifier.verify(token, audience=AUD, scope="enrol", holder="dev-a")
+    for other in ("dev-b", None):
+        with pytest.raises(ReplayError):
+            verifier.verify(token, audience=AUD, scope="enrol", holder=other)
+    # Spent without a holder: refused to everyone, whoever asks.
+    anonymous = _issue(issuer, scopes=["enrol"], one_shot=True)
+    verifier.verify(anonymous, audience=AUD, scope="enrol")
+    with pytest.raises(ReplayError):
+        verifier.verify(anonymous, audience=AUD, scope="enrol", holder="dev-a")

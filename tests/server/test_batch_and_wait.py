@@ -73,3 +73,57 @@ async def test_a_long_poll_answers_when_the_task_ends(api: Api) -> None:
         assert r.status_code == 422
     r = await api.client.get("/v1/tasks/01NOSUCHTASK", params={"wait": 1}, headers=api.admin)
     assert r.status_code == 404
+
+
+async def test_a_keyed_submit_repeated_returns_its_first_task_and_stores_nothing(api: Api) -> None:
+    body = {**TASK, "idempotency_key": "one-key"}
+    first = await api.client.post("/v1/tasks", json=body, headers=api.admin)
+    again = await api.client.post("/v1/tasks", json=body, headers=api.admin)
+    assert first.status_code == again.status_code == 201, again.text
+    assert first.json()["task_id"] == again.json()["task_id"]
+    listed = (await api.client.get("/v1/tasks", headers=api.admin)).json()["tasks"]
+    assert [t["id"] for t in listed] == [first.json()["task_id"]]
+    assert api.service.coordinator.get_system_status()["tasks"]["pending"] == 1
+
+
+async def test_a_key_reused_for_another_spec_is_a_409_and_stores_nothing(api: Api) -> None:
+    r = await api.client.post("/v1/tasks", json={**TASK, "idempotency_key": "k"}, headers=api.admin)
+    other = {**TASK, "priority": "low", "idempotency_key": "k"}
+    for path, body in (("/v1/tasks", other), ("/v1/tasks/batch", {"tasks": [TASK, other]})):
+        refused = await api.client.post(path, json=body, headers=api.admin)
+        assert refused.status_code == 409, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "idempotency_conflict" and r.json()["task_id"] in error["reason"]
+    assert api.service.coordinator.get_system_status()["tasks"]["pending"] == 1
+
+
+async def test_a_retried_batch_stores_only_its_new_tasks(api: Api) -> None:
+    tasks = [{**TASK, "payload": {**ECHO, "args": {"x": i}}, "idempotency_key": f"b{i}"}
+             for i in range(4)]  # fmt: skip
+    first = await api.client.post("/v1/tasks/batch", json={"tasks": tasks[:2]}, headers=api.admin)
+    whole = await api.client.post("/v1/tasks/batch", json={"tasks": tasks}, headers=api.admin)
+    assert whole.status_code == 201, whole.text
+    ids = whole.json()["task_ids"]
+    assert ids[:2] == first.json()["task_ids"] and len(set(ids)) == 4
+    assert api.service.coordinator.get_system_status()["tasks"]["pending"] == 4
+    for i, task_id in enumerate(ids):
+        task = (await api.client.get(f"/v1/tasks/{task_id}", headers=api.admin)).json()
+        assert task["payload"]["args"] == {"x": i}
+
+
+async def test_bad_idempotency_keys_are_422(api: Api) -> None:
+    for body in (
+        {"tasks": [{**TASK, "idempotency_key": "same"}, {**TASK, "idempotency_key": "same"}]},
+        {"tasks": [{**TASK, "idempotency_key": ""}]},
+        {"tasks": [{**TASK, "idempotency_key": "k" * 257}]},
+    ):
+        r = await api.client.post("/v1/tasks/batch", json=body, headers=api.admin)
+        assert r.status_code == 422, r.text
+    assert api.service.coordinator.get_system_status()["tasks"]["pending"] == 0
+
+
+async def test_the_openapi_schema_declares_the_idempotency_key_and_its_409(api: Api) -> None:
+    schema = (await api.client.get("/openapi.json")).json()
+    assert "idempotency_key" in schema["components"]["schemas"]["TaskSubmit"]["properties"]
+    for path in ("/v1/tasks", "/v1/tasks/batch"):
+        assert "409" in schema["paths"][path]["post"]["responses"]

@@ -294,3 +294,37 @@ async def test_concurrent_spends_share_commits_and_are_all_durable(sql_backend: 
     await store.close()
     again = await sql_backend.open()
     assert await again.spent_tickets(T0) == {f"t{i}": T0 + 100 for i in range(50)}
+
+
+async def test_a_spent_tickets_holder_is_kept_until_it_expires(store: Store) -> None:
+    await store.spend_tickets({"t1": T0 + 10, "t2": T0 + 100}, T0, holders={"t1": "dev-a"})
+    assert await store.ticket_holders(T0) == {"t1": "dev-a"}  # t2 has none: refused to all
+    # The first spend decides: a later holder (or a later lack of one) changes nothing.
+    await store.spend_tickets({"t1": T0 + 20, "t2": T0 + 100}, T0, holders={"t1": "dev-b"})
+    await store.spend_tickets({"t2": T0 + 100}, T0, holders={"t2": "dev-c"})
+    assert await store.ticket_holders(T0) == {"t1": "dev-a"}
+    assert await store.spent_tickets(T0) == {"t1": T0 + 20, "t2": T0 + 100}
+    assert await store.ticket_holders(T0 + 50) == {}  # expired with its ticket
+    await store.spend_tickets({"t3": T0 + 200}, T0 + 50, holders={"t3": "dev-d"})
+    assert await store.ticket_holders(T0) == {"t3": "dev-d"}
+
+
+@pytest.mark.parametrize("holders", [{"t": ""}, {"t": "d" * 129}, {"other": "dev"}, ["t"]])
+async def test_bad_ticket_holders_are_refused_and_nothing_is_stored(
+    store: Store, holders: Any
+) -> None:
+    with pytest.raises(InvalidRequest):
+        await store.spend_tickets({"t": T0 + 10}, T0, holders=holders)
+    assert await store.spent_tickets(T0) == {}
+    assert await store.ticket_holders(T0) == {}
+
+
+async def test_ticket_holders_are_durable(sql_backend: Any) -> None:
+    store = await sql_backend.open()
+    spends = [
+        store.spend_tickets({f"t{i}": T0 + 100}, T0, holders={f"t{i}": f"d{i}"}) for i in range(5)
+    ]
+    await asyncio.gather(*spends)
+    await store.close()
+    again = await sql_backend.open()
+    assert await again.ticket_holders(T0) == {f"t{i}": f"d{i}" for i in range(5)}

@@ -32,6 +32,7 @@ from fogmesh.store import (
     normalise_url,
     open_store,
 )
+from fogmesh.store.base import SubmitKey
 from fogmesh.store.schema import METADATA, task_attempts, tasks
 
 MakeTask = Callable[..., Task]
@@ -118,6 +119,53 @@ def test_spent_tickets_move_from_the_old_map_into_their_table(tmp_path: Path) ->
             await store.close()
 
     asyncio.run(check())
+
+
+async def test_0003_gives_spent_tickets_a_holder_and_keys_a_table_and_downgrades_losing_no_spend(
+    sql_backend: Any,
+) -> None:
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from fogmesh.store._sqlconn import make_engine
+    from fogmesh.store.migrate import _config
+
+    if sql_backend.kind == "sqlite":
+        engine = make_engine(f"sqlite:///{sql_backend.path}")
+    else:
+        engine = make_engine(sql_backend.pg.url, schema=sql_backend.pg.name)
+
+    def before_0003(conn: Connection) -> None:
+        command.upgrade(_config(conn), "0002")  # as a database written before 0003
+        conn.execute(
+            text("INSERT INTO spent_tickets (ticket_id, expires_at) VALUES ('old', :e)"),
+            {"e": 2_000_000_000.0},
+        )
+
+    def down_and_up(conn: Connection) -> None:
+        command.downgrade(_config(conn), "0002")
+        assert "idempotency_keys" not in inspect(conn).get_table_names()
+        assert "holder" not in {c["name"] for c in inspect(conn).get_columns("spent_tickets")}
+        spent = dict(conn.execute(text("SELECT ticket_id, expires_at FROM spent_tickets")).all())
+        assert spent == {"old": 2_000_000_000.0, "new": 2_000_000_000.0}
+        assert conn.execute(text("SELECT id FROM tasks")).scalars().all() == ["01TASK"]
+        command.upgrade(_config(conn), "head")  # and up again
+
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(before_0003)
+        store = await sql_backend.open()
+        assert await revision_of(store) == "0003" == head_revision()
+        assert await store.spent_tickets(1_900_000_000.0) == {"old": 2_000_000_000.0}
+        assert await store.ticket_holders(1_900_000_000.0) == {}  # refused to everyone
+        await store.spend_tickets({"new": 2_000_000_000.0}, T0, holders={"new": "dev-a"})
+        task = Task(id="01TASK", type="inference", created_at=T0)
+        await store.add_keyed_tasks([task], [SubmitKey("k", 2e9)], T0)
+        await store.close()
+        async with engine.begin() as conn:
+            await conn.run_sync(down_and_up)
+    finally:
+        await engine.dispose()
 
 
 async def test_a_database_from_a_newer_version_is_refused_untouched(

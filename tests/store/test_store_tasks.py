@@ -11,6 +11,7 @@ import pytest
 
 from fogmesh.devices.model import DeviceType
 from fogmesh.errors import (
+    IdempotencyConflict,
     IllegalTransition,
     InvalidRequest,
     StaleAttempt,
@@ -30,6 +31,7 @@ from fogmesh.fog.tasks import (
     TaskType,
 )
 from fogmesh.store import Store
+from fogmesh.store.base import SubmitKey
 
 MakeTask = Callable[..., Task]
 T0 = 1_700_000_000.0
@@ -498,3 +500,141 @@ async def test_a_closed_store_refuses_work(store: Store, make_task: MakeTask) ->
         await store.add_task(make_task())
     with pytest.raises(StoreError):
         await store.get_task("X")
+
+
+# -- idempotency keys -------------------------------------------------------------------------
+
+
+def key(name: str, expires_at: float = T0 + 3600) -> SubmitKey:
+    return SubmitKey(name, expires_at)
+
+
+async def test_a_keyed_task_is_stored_once_and_its_key_returns_its_id(
+    store: Store, make_task: MakeTask
+) -> None:
+    first = make_task()
+    assert await store.add_keyed_tasks([first], [key("k1")], T0) == [first.id]
+    retry = make_task()  # a retry builds a new task (new id) with the same key and spec
+    assert await store.add_keyed_tasks([retry], [key("k1")], T0 + 1) == [first.id]
+    with pytest.raises(TaskNotFound):
+        await store.get_task(retry.id)
+    assert [t.id for t in await store.list_tasks()] == [first.id]
+
+
+async def test_a_partly_stored_batch_stores_only_its_new_tasks(
+    store: Store, make_task: MakeTask
+) -> None:
+    a, b = make_task(), make_task()
+    assert await store.add_keyed_tasks([a, b], [key("ka"), None], T0) == [a.id, b.id]
+    a2, c, d = make_task(), make_task(), make_task()
+    ids = await store.add_keyed_tasks([a2, c, d], [key("ka"), key("kc"), None], T0)
+    assert ids == [a.id, c.id, d.id]
+    assert sorted(t.id for t in await store.list_tasks()) == sorted([a.id, b.id, c.id, d.id])
+
+
+async def test_the_same_key_with_another_spec_is_a_conflict_and_stores_nothing(
+    store: Store, make_task: MakeTask
+) -> None:
+    a = make_task(payload=PythonPayload(function="m:f", args={"x": 1, "y": [1, 2]}))
+    await store.add_keyed_tasks([a], [key("k")], T0)
+    # The same spec (its dict's keys in another order, a tuple for a list) is a retry …
+    same = make_task(payload=PythonPayload(function="m:f", args={"y": (1, 2), "x": 1}))
+    assert await store.add_keyed_tasks([same], [key("k")], T0) == [a.id]
+    # … anything else a submit says about the task is not.
+    b = make_task()
+    for other in (
+        make_task(payload=PythonPayload(function="m:f", args={"x": 2, "y": [1, 2]})),
+        make_task(payload=PythonPayload(function="m:f", args={"x": 1, "y": [1, 2]}),
+                  priority=TaskPriority.HIGH),
+        make_task(payload=PythonPayload(function="m:f", args={"x": 1, "y": [1, 2]}),
+                  max_attempts=1),
+    ):  # fmt: skip
+        with pytest.raises(IdempotencyConflict) as caught:
+            await store.add_keyed_tasks([b, other], [key("new"), key("k")], T0)
+        assert caught.value.details["task_id"] == a.id
+        assert [t.id for t in await store.list_tasks()] == [a.id]
+    # "new" was not kept either: it stores a task now.
+    assert await store.add_keyed_tasks([b], [key("new")], T0) == [b.id]
+
+
+async def test_an_expired_key_is_forgotten(store: Store, make_task: MakeTask) -> None:
+    a = make_task()
+    await store.add_keyed_tasks([a], [key("k", expires_at=T0 + 10)], T0)
+    b = make_task(priority=TaskPriority.LOW)  # another task: no conflict, the key was forgotten
+    assert await store.add_keyed_tasks([b], [key("k")], T0 + 11) == [b.id]
+    assert {t.id for t in await store.list_tasks()} == {a.id, b.id}
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        [SubmitKey("", T0)],
+        [SubmitKey("k" * 257, T0)],
+        [SubmitKey("k", float("nan"))],
+        [SubmitKey("k", True)],
+        [],
+        ["k"],
+    ],
+)
+async def test_bad_keys_are_refused_and_nothing_stored(
+    store: Store, make_task: MakeTask, keys: Any
+) -> None:
+    with pytest.raises(InvalidRequest):
+        await store.add_keyed_tasks([make_task()], keys, T0)
+    assert await store.list_tasks() == []
+
+
+async def test_one_key_twice_in_one_submit_is_refused(store: Store, make_task: MakeTask) -> None:
+    with pytest.raises(InvalidRequest, match="two tasks"):
+        await store.add_keyed_tasks([make_task(), make_task()], [key("k"), key("k")], T0)
+    assert await store.list_tasks() == []
+
+
+async def test_concurrent_retries_with_one_key_store_one_task(
+    store: Store, make_task: MakeTask
+) -> None:
+    tries = [make_task() for _ in range(8)]
+    answers = await asyncio.gather(*(store.add_keyed_tasks([t], [key("same")], T0) for t in tries))
+    winner = answers[0][0]
+    assert all(a == [winner] for a in answers)
+    assert [t.id for t in await store.list_tasks()] == [winner]
+
+
+async def test_keyed_tasks_and_keys_are_durable(sql_backend: Any, make_task: MakeTask) -> None:
+    store = await sql_backend.open()
+    a = make_task()
+    await store.add_keyed_tasks([a], [key("k")], T0)
+    await store.close()
+    again = await sql_backend.open()
+    assert await again.add_keyed_tasks([make_task()], [key("k")], T0) == [a.id]
+    assert [t.id for t in await again.list_tasks()] == [a.id]
+
+
+async def test_two_stores_racing_with_one_key_store_one_task(
+    sql_backend: Any, make_task: MakeTask
+) -> None:
+    one, two = await sql_backend.open(), await sql_backend.open()
+    tries = [make_task() for _ in range(6)]
+    answers = await asyncio.gather(
+        *(
+            s.add_keyed_tasks([t], [key("race")], T0)
+            for s, t in zip([one, two] * 3, tries, strict=True)
+        )
+    )
+    assert len({a[0] for a in answers}) == 1
+    assert len(await one.list_tasks()) == 1
+
+
+async def test_one_batch_with_a_retry_of_a_call_in_flight_stores_its_task_once(
+    store: Store, make_task: MakeTask
+) -> None:
+    def task() -> Task:
+        return make_task(payload=PythonPayload(function="m:f", args={"y": (1, 2)}))
+
+    first, retry = task(), task()
+    one, two = await asyncio.gather(
+        store.add_keyed_tasks([first], [key("k")], T0),
+        store.add_keyed_tasks([retry], [key("k")], T0),  # may share the first one's commit
+    )
+    assert one == two == [first.id]
+    assert [t.id for t in await store.list_tasks()] == [first.id]

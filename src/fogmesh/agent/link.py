@@ -59,6 +59,19 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _sync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return  # a platform without directory handles: the files themselves are fsync'd
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on a directory; nothing more can be done here
+    finally:
+        os.close(fd)
+
+
 @dataclass(slots=True)
 class AgentCredentials:
     directory: Path
@@ -87,6 +100,10 @@ class AgentCredentials:
         """Credentials for a first connection (enrolment); the token is checked, not spent."""
         join = JoinToken.parse(token)
         directory, identity, noise = cls._keys(data_dir)
+        # The token is spent in this identity's name: after a power cut the device must come
+        # back with the same key (to enrol again if the answer was lost), so the key files'
+        # directory entries are made durable before the token is presented.
+        _sync_directory(directory)
         return cls(
             directory,
             identity,

@@ -49,6 +49,7 @@ from fogmesh.fog.clusters import (
     ClusterMember,
     form,
 )
+from fogmesh.fog.idempotency import submit_key
 from fogmesh.fog.lifecycle import LifecycleConfig, expired_leases, stale_before
 from fogmesh.fog.scheduler import (
     DEFAULT_CONFIG,
@@ -75,7 +76,7 @@ from fogmesh.fog.tasks import (
     validate_task,
 )
 from fogmesh.mobile.policy import ResourceOptimization, ResourcePolicy, evaluate
-from fogmesh.store import ClusterRecord, DeviceRecord, DeviceStatus, Store, open_store
+from fogmesh.store import ClusterRecord, DeviceRecord, DeviceStatus, Store, SubmitKey, open_store
 from fogmesh.store import Placement as StorePlacement
 
 __all__ = ["CoordinatorConfig", "FogCoordinator", "TaskDispatcher"]
@@ -297,8 +298,11 @@ class FogCoordinator:
         deadline: float | None = None,
         constraints: TaskConstraints | Mapping[str, Any] | None = None,
         max_attempts: int = 3,
+        idempotency_key: str | None = None,
     ) -> str:
-        """Accept a task; returns its id once it is durable. ``deadline`` is epoch seconds."""
+        """Accept a task; returns its id once it is durable. ``deadline`` is epoch seconds.
+        With ``idempotency_key``, a submit whose key is held returns the task stored under it
+        and stores nothing (``fog.idempotency``)."""
         store = await self._ready()
         now = self.clock.time()
         task = self._build_task(
@@ -311,7 +315,13 @@ class FogCoordinator:
             constraints=constraints,
             max_attempts=max_attempts,
         )
-        await store.add_task(task)
+        if idempotency_key is not None:
+            key = submit_key(idempotency_key, now)
+            stored = (await store.add_keyed_tasks([task], [key], now))[0]
+            if stored != task.id:
+                return stored  # a retry: the first submit's task, already tracked
+        else:
+            await store.add_task(task)
         self._track(task, None)
         self._kick()
         return task.id
@@ -325,22 +335,31 @@ class FogCoordinator:
         store = await self._ready()
         now = self.clock.time()
         built: list[Task] = []
+        keys: list[SubmitKey | None] = []
         for index, spec in enumerate(specs):
             try:
-                built.append(self._task_from_spec(now, spec))
+                task = self._task_from_spec(now, spec)
             except InvalidRequest as exc:
                 inner = exc.details.get("field")
                 raise InvalidRequest(
                     f"task {index}: {exc.reason}",
                     field=f"tasks[{index}]" + (f".{inner}" if inner else ""),
                 ) from None
+            built.append(task)
+            given = spec.get("idempotency_key")
+            keys.append(None if given is None else submit_key(given, now))
         if not built:
             return []
-        await store.add_tasks(built)
+        if any(k is not None for k in keys):
+            ids = await store.add_keyed_tasks(built, keys, now)
+            built = [t for t, stored in zip(built, ids, strict=True) if stored == t.id]
+        else:
+            await store.add_tasks(built)
+            ids = [t.id for t in built]
         for task in built:
             self._track(task, None)
         self._kick()
-        return [t.id for t in built]
+        return ids
 
     def _task_from_spec(self, now: float, spec: Mapping[str, Any]) -> Task:
         if not isinstance(spec, Mapping):
@@ -1158,6 +1177,7 @@ _LEASED = frozenset({TaskState.SCHEDULED, TaskState.RUNNING})
 _LOSABLE = frozenset({DeviceStatus.READY, DeviceStatus.DRAINING})
 _SPEC_KEYS = frozenset(
     {
+        "idempotency_key",
         "task_type",
         "priority",
         "cpu_cores",

@@ -106,30 +106,36 @@ class Ticket:
 class SeenStore(Protocol):
     """Remembers one-shot ticket ids. A durable implementation must make ``remember`` atomic."""
 
-    def remember(self, key: str, until: float) -> bool:
-        """Record ``key`` until Unix time ``until``; False if it was already recorded."""
+    def remember(self, key: str, until: float, holder: str | None = None) -> bool:
+        """Record ``key`` until Unix time ``until`` (spent by ``holder``, if given); False if it
+        was already recorded — unless by this same, non-None ``holder``: a device may present
+        its own join token again when the answer to its enrolment was lost."""
         ...
 
 
 class MemorySeenStore:
     """In-process SeenStore; entries leave once their time has passed."""
 
-    __slots__ = ("_clock", "_expiry", "_heap")
+    __slots__ = ("_clock", "_expiry", "_heap", "_holders")
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._expiry: dict[str, float] = {}
+        self._holders: dict[str, str] = {}
         self._heap: list[tuple[float, str]] = []
 
-    def remember(self, key: str, until: float) -> bool:
+    def remember(self, key: str, until: float, holder: str | None = None) -> bool:
         now = self._clock.time()
         heap, expiry = self._heap, self._expiry
         while heap and heap[0][0] < now:
             _, old = heapq.heappop(heap)
             expiry.pop(old, None)
+            self._holders.pop(old, None)
         if key in expiry:
-            return False
+            return holder is not None and self._holders.get(key) == holder
         expiry[key] = until
+        if holder is not None:
+            self._holders[key] = holder
         heapq.heappush(heap, (until, key))
         return True
 
@@ -324,20 +330,30 @@ class TicketVerifier:
         self._verified: OrderedDict[str, tuple[str, _Claims, float, float, float]] = OrderedDict()
 
     def verify(
-        self, token: str, *, audience: str, scope: str, subject: str | None = None
+        self,
+        token: str,
+        *,
+        audience: str,
+        scope: str,
+        subject: str | None = None,
+        holder: str | None = None,
     ) -> Ticket:
         """The ticket's claims if every check passes; a TicketError subclass or ReplayError if not.
 
         Checks run cheapest-safe first, and a one-shot id is consumed only after all others pass,
-        so a ticket rejected for scope or audience is not burnt.
+        so a ticket rejected for scope or audience is not burnt. ``holder`` (an authenticated
+        device id) spends a one-shot ticket in that holder's name: the same holder may present
+        it again, nobody else may.
         """
         try:
-            return self._verify(token, audience, scope, subject)
+            return self._verify(token, audience, scope, subject, holder)
         except (TicketError, ReplayError) as exc:
             _log.debug("ticket rejected: %s", exc.reason)
             raise
 
-    def _verify(self, token: str, audience: str, scope: str, subject: str | None) -> Ticket:
+    def _verify(
+        self, token: str, audience: str, scope: str, subject: str | None, holder: str | None
+    ) -> Ticket:
         cached = self._verified.get(token) if isinstance(token, str) else None
         if cached is not None and self._keyring.verifier(cached[0]) is not None:
             self._verified.move_to_end(token)
@@ -362,7 +378,7 @@ class TicketVerifier:
         if claims.once:
             if self._seen is None:
                 raise TicketError("one-shot ticket cannot be accepted without a seen-store")
-            if not self._seen.remember(claims.jti, end + self._skew):
+            if not self._seen.remember(claims.jti, end + self._skew, holder):
                 raise ReplayError("one-shot ticket has already been used")
         return Ticket(
             subject=claims.sub,

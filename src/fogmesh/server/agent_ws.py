@@ -219,7 +219,11 @@ class AgentHub:
             raise TicketError("the device presented no ticket")
         audience = svc.keys.audience
         try:
-            svc.verifier.verify(device.raw_ticket, audience=audience, scope="enrol")
+            # Spent in this device's name: if our Enrolled reply is lost, the same device (same
+            # identity key) may present its token again; another device may not.
+            svc.verifier.verify(
+                device.raw_ticket, audience=audience, scope="enrol", holder=device.device_id
+            )
         except TicketScopeError:
             # Not an enrolment: an agent ticket, which must name this very device.
             ticket = svc.verifier.verify(

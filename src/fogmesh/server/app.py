@@ -20,6 +20,7 @@ from fogmesh._version import __version__
 from fogmesh.errors import (
     ConfigError,
     FogmeshError,
+    IdempotencyConflict,
     IllegalTransition,
     InvalidRequest,
     NotFound,
@@ -43,7 +44,7 @@ def http_status(exc: FogmeshError) -> int:
         return 403
     if isinstance(exc, TicketError | ReplayError):
         return 401
-    if isinstance(exc, StaleAttempt | IllegalTransition):
+    if isinstance(exc, StaleAttempt | IllegalTransition | IdempotencyConflict):
         return 409
     if isinstance(exc, InvalidRequest | ConfigError | TokenError):
         return 422

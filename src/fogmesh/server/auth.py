@@ -55,10 +55,14 @@ def require(scope: str) -> Callable[[Request], Awaitable[Ticket]]:
     """A FastAPI dependency: the request's ticket, verified for ``scope`` (else TicketError)."""
 
     async def check(request: Request) -> Ticket:
-        verifier: TicketVerifier = request.app.state.service.verifier
-        return verifier.verify(
-            _bearer(request), audience=request.app.state.service.keys.audience, scope=scope
-        )
+        service = request.app.state.service
+        verifier: TicketVerifier = service.verifier
+        ticket = verifier.verify(_bearer(request), audience=service.keys.audience, scope=scope)
+        if ticket.one_shot:
+            # Its id must be durably spent before the request is served, or a restart would
+            # let the ticket in again. Other tickets never touch the store here.
+            await service.seen.persist()
+        return ticket
 
     check.__name__ = f"require_{scope}"
     return check

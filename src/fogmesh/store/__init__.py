@@ -13,6 +13,7 @@ from .base import (
     PendingOrder,
     Placement,
     Store,
+    SubmitKey,
     profile_from_dict,
 )
 from .factory import DEFAULT_DB_NAME, open_store
@@ -30,6 +31,7 @@ __all__ = [
     "Placement",
     "SqlStore",
     "Store",
+    "SubmitKey",
     "head_revision",
     "normalise_url",
     "open_store",

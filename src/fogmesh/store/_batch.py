@@ -98,11 +98,14 @@ class Batcher(QueuedWriter[ItemT, OutT]):
         max_batch: int = 2000,
         name: str = "batch",
         linger: float = 0.0,
+        weight: Callable[[ItemT], int] | None = None,
     ) -> None:
         super().__init__(name)
         self._flush = flush
         self._max_batch = max_batch
         self._linger = linger
+        # How much of ``max_batch`` one item uses (default 1; a keyed submit: its tasks).
+        self._weight = weight
         self._last_end = float("-inf")  # loop time the last commit ended
         self.batches = 0  # commits made (benchmarks and tests read these)
         self.items = 0
@@ -113,12 +116,16 @@ class Batcher(QueuedWriter[ItemT, OutT]):
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        weigh = self._weight
+        entry_weight: Callable[[tuple[ItemT, asyncio.Future[OutT]]], int] = (
+            (lambda _: 1) if weigh is None else (lambda entry: weigh(entry[0]))
+        )
         while True:
             if self._linger > 0:
                 busy_until = self._last_end + self._linger
                 if loop.time() < busy_until and self._queue.qsize() < self._max_batch:
                     await asyncio.sleep(busy_until - loop.time())
-            batch, stop = await next_batch(self._queue, self._max_batch, lambda _: 1)
+            batch, stop = await next_batch(self._queue, self._max_batch, entry_weight)
             if batch:
                 await self._commit(batch)
                 self._last_end = loop.time()

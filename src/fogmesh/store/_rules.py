@@ -14,7 +14,7 @@ from typing import Any, Final
 import msgspec
 
 from fogmesh.devices.model import DeviceProfile, DeviceType
-from fogmesh.errors import InvalidRequest, StaleAttempt, StoreError
+from fogmesh.errors import IdempotencyConflict, InvalidRequest, StaleAttempt, StoreError
 from fogmesh.fog.tasks import (
     MAX_PAYLOAD_BYTES,
     Task,
@@ -26,7 +26,7 @@ from fogmesh.fog.tasks import (
     validate_task,
 )
 
-from .base import ClusterRecord, DeviceStatus, StatesArg
+from .base import ClusterRecord, DeviceStatus, StatesArg, SubmitKey
 
 MAX_ID_CHARS: Final = 64
 MAX_DEVICE_ID_CHARS: Final = 128
@@ -244,6 +244,76 @@ def check_spent(spent: Mapping[str, float]) -> dict[str, float]:
             raise InvalidRequest("a ticket's expiry must be a finite number", field="expires_at")
         out[ticket_id] = float(expires_at)
     return out
+
+
+def check_holders(holders: Mapping[str, str] | None, spent: Mapping[str, float]) -> dict[str, str]:
+    """Spent ticket id → the device that spent it; every id among ``spent``."""
+    if holders is None:
+        return {}
+    if not isinstance(holders, Mapping):
+        raise InvalidRequest("ticket holders must be a mapping of id to holder", field="holders")
+    out: dict[str, str] = {}
+    for ticket_id, holder in holders.items():
+        if ticket_id not in spent:
+            raise InvalidRequest("a ticket holder is given for an id not spent", field="holders")
+        if not isinstance(holder, str) or not 0 < len(holder) <= 128:
+            raise InvalidRequest("a ticket holder must be 1–128 characters", field="holders")
+        out[ticket_id] = holder
+    return out
+
+
+def check_submit_keys(
+    tasks: Sequence[Task], keys: Sequence[SubmitKey | None]
+) -> list[SubmitKey | None]:
+    """One well-formed idempotency key (or None) per task, no key twice."""
+    keys = list(keys)
+    if len(keys) != len(tasks):
+        raise InvalidRequest("one idempotency key (or none) per task", field="idempotency_key")
+    seen: set[str] = set()
+    for index, k in enumerate(keys):
+        if k is None:
+            continue
+        field = f"tasks[{index}].idempotency_key"
+        if not isinstance(k, SubmitKey) or not isinstance(k.key, str) or not 0 < len(k.key) <= 256:
+            raise InvalidRequest("an idempotency key must be 1–256 characters", field=field)
+        if (
+            isinstance(k.expires_at, bool)
+            or not isinstance(k.expires_at, int | float)
+            or not math.isfinite(k.expires_at)
+        ):
+            raise InvalidRequest("a key's expiry must be a finite number", field=field)
+        if k.key in seen:
+            raise InvalidRequest(
+                f"idempotency key {k.key!r} is given to two tasks of one submit", field=field
+            )
+        seen.add(k.key)
+    return keys
+
+
+def same_spec(held: Task, retry: Task) -> bool:
+    """Whether ``retry`` asks for what ``held`` asked for: everything a submit says about a task
+    but its id and time. Both are compared as stored (through JSON: a tuple is a list)."""
+    a, b = (msgspec.json.decode(msgspec.json.encode(t), type=Task) for t in (held, retry))
+    return all(getattr(a, f) == getattr(b, f) for f in _SPEC_FIELDS)
+
+
+_SPEC_FIELDS: Final = (
+    "type",
+    "priority",
+    "resources",
+    "constraints",
+    "payload",
+    "deadline",
+    "max_attempts",
+)
+
+
+def key_conflict(key: str, task_id: str) -> IdempotencyConflict:
+    return IdempotencyConflict(
+        f"idempotency key {key!r} was used for task {task_id} with a different spec; "
+        "use a new key for a different task",
+        task_id=task_id,
+    )
 
 
 def check_key(key: str) -> None:

@@ -33,6 +33,7 @@ _DEVICES_BY_IDS: Final = _DEVICES.where(devices.c.id.in_(bindparam("ids", expand
 class _Spend(NamedTuple):
     spent: dict[str, float]  # checked
     now: float
+    holders: dict[str, str]  # checked: some of the spent ids → the device that spent them
 
 
 class _Beat(NamedTuple):
@@ -71,6 +72,7 @@ class SqlDevices(SqlBase):
         )
         self._upserts_sql: dict[bool, Any] = {}  # with labels? → statement (_upsert_statement)
         upsert = self._insert(spent_tickets)
+        # An id spent before keeps its first holder (or its lack of one: refused to everyone).
         self._spend_sql = upsert.on_conflict_do_update(
             index_elements=["ticket_id"], set_={"expires_at": upsert.excluded.expires_at}
         )
@@ -377,13 +379,23 @@ class SqlDevices(SqlBase):
         async with self._read() as conn:
             return await self._clusters(conn)
 
-    async def spend_tickets(self, spent: Mapping[str, float], now: float) -> None:
-        await self._join(_Spend(R.check_spent(spent), now))
+    async def spend_tickets(
+        self,
+        spent: Mapping[str, float],
+        now: float,
+        *,
+        holders: Mapping[str, str] | None = None,
+    ) -> None:
+        checked = R.check_spent(spent)
+        await self._join(_Spend(checked, now, R.check_holders(holders, checked)))
 
     async def _spend(self, conn: AsyncConnection, items: Sequence[_Spend]) -> None:
         rows: dict[str, float] = {}
+        holders: dict[str, str] = {}
         for item in items:
             rows.update(item.spent)
+            for ticket_id, holder in item.holders.items():
+                holders.setdefault(ticket_id, holder)  # the first in arrival order wins
         await conn.execute(
             delete(spent_tickets).where(
                 spent_tickets.c.expires_at < max(item.now for item in items)
@@ -391,13 +403,26 @@ class SqlDevices(SqlBase):
         )
         if rows:
             await conn.execute(
-                self._spend_sql, [{"ticket_id": k, "expires_at": v} for k, v in rows.items()]
+                self._spend_sql,
+                [
+                    {"ticket_id": k, "expires_at": v, "holder": holders.get(k)}
+                    for k, v in rows.items()
+                ],
             )
 
     async def spent_tickets(self, now: float) -> dict[str, float]:
-        query = select(spent_tickets).where(spent_tickets.c.expires_at >= now)
+        query = select(spent_tickets.c.ticket_id, spent_tickets.c.expires_at).where(
+            spent_tickets.c.expires_at >= now
+        )
         async with self._read() as conn:
             return {r.ticket_id: r.expires_at for r in await conn.execute(query)}
+
+    async def ticket_holders(self, now: float) -> dict[str, str]:
+        query = select(spent_tickets.c.ticket_id, spent_tickets.c.holder).where(
+            spent_tickets.c.expires_at >= now, spent_tickets.c.holder.is_not(None)
+        )
+        async with self._read() as conn:
+            return {r.ticket_id: r.holder for r in await conn.execute(query)}
 
     async def get_value(self, key: str) -> Any:
         async with self._read() as conn:

@@ -37,6 +37,7 @@ __all__ = [
     "Placement",
     "StatesArg",
     "Store",
+    "SubmitKey",
     "profile_from_dict",
 ]
 
@@ -50,6 +51,13 @@ class Placement(NamedTuple):
     task_id: str
     device_id: str
     expected_attempt: int
+
+
+class SubmitKey(NamedTuple):
+    """A client's idempotency key for one task of a submit, for ``Store.add_keyed_tasks``."""
+
+    key: str  # chosen by the client, 1–256 characters
+    expires_at: float  # epoch seconds; the key is forgotten afterwards
 
 
 class DeviceStatus(StrEnum):
@@ -115,6 +123,20 @@ class Store(Protocol):
 
     async def add_tasks(self, tasks: Sequence[Task]) -> None:
         """Store many new tasks in one transaction: all or none."""
+        ...
+
+    async def add_keyed_tasks(
+        self, tasks: Sequence[Task], keys: Sequence[SubmitKey | None], now: float
+    ) -> list[str]:
+        """``add_tasks`` where ``keys[i]`` (or ``None``) is the idempotency key of ``tasks[i]``.
+
+        A task whose key is already held (not expired by ``now``) is not stored again: its
+        place in the answer is the id of the task stored under that key. The others are stored
+        in one transaction, all or none, with their keys; the answer is one id per task, in
+        order. A held key given with a task whose spec differs from the held task's (``_rules.
+        same_spec``) → ``IdempotencyConflict``, the same key twice
+        in one call → ``InvalidRequest``; nothing stored either way. Expired keys are forgotten.
+        """
         ...
 
     async def get_task(self, task_id: str) -> Task:
@@ -243,11 +265,23 @@ class Store(Protocol):
 
     async def load_clusters(self) -> list[ClusterRecord]: ...
 
-    async def spend_tickets(self, spent: Mapping[str, float], now: float) -> None:
+    async def spend_tickets(
+        self,
+        spent: Mapping[str, float],
+        now: float,
+        *,
+        holders: Mapping[str, str] | None = None,
+    ) -> None:
         """Record one-shot ticket ids as spent until their expiry (epoch seconds); durable when
         this returns. Ids that expired before ``now`` are forgotten. Concurrent calls may share
-        one commit. A bad id (not 1–256 characters) or expiry → ``InvalidRequest``, nothing
-        stored."""
+        one commit. ``holders`` names, for some of these ids, who spent them (a device id); an
+        id spent before keeps its first holder. A bad id (not 1–256 characters), expiry or
+        holder (not 1–128 characters, or for an id not in ``spent``) → ``InvalidRequest``,
+        nothing stored."""
+        ...
+
+    async def ticket_holders(self, now: float) -> dict[str, str]:
+        """Who spent the one-shot tickets that have a holder and have not expired by ``now``."""
         ...
 
     async def spent_tickets(self, now: float) -> dict[str, float]:

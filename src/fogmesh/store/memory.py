@@ -33,6 +33,7 @@ from .base import (
     PendingOrder,
     Placement,
     StatesArg,
+    SubmitKey,
 )
 
 __all__ = ["MemoryStore"]
@@ -50,6 +51,10 @@ class MemoryStore:
         self._kv: dict[str, Any] = {}
         self._spent: dict[str, float] = {}  # spent one-shot ticket id → expiry
         self._spent_min = math.inf  # the earliest expiry in _spent
+        self._holders: dict[str, str] = {}  # spent ticket id → the device that spent it
+        self._keys: dict[str, SubmitKey] = {}  # idempotency key → its entry
+        self._key_tasks: dict[str, str] = {}  # idempotency key → the task stored under it
+        self._keys_min = math.inf  # the earliest expiry in _keys
         self._closed = False
 
     def __repr__(self) -> str:
@@ -73,6 +78,37 @@ class MemoryStore:
         for task in tasks:
             # Through JSON and back, so values compare equal to what a SQL store returns.
             self._tasks[task.id] = msgspec.json.decode(msgspec.json.encode(task), type=Task)
+
+    async def add_keyed_tasks(
+        self, tasks: Sequence[Task], keys: Sequence[SubmitKey | None], now: float
+    ) -> list[str]:
+        self._open()
+        tasks = list(tasks)
+        R.check_new_tasks(tasks)
+        checked = R.check_submit_keys(tasks, keys)
+        if now > self._keys_min:  # something expired: forget it (rare, so O(keys) is fine)
+            self._keys = {k: v for k, v in self._keys.items() if v.expires_at >= now}
+            self._key_tasks = {k: v for k, v in self._key_tasks.items() if k in self._keys}
+            self._keys_min = min((v.expires_at for v in self._keys.values()), default=math.inf)
+        ids: list[str] = []
+        new: list[tuple[Task, SubmitKey | None]] = []
+        for task, key in zip(tasks, checked, strict=True):
+            held = None if key is None else self._keys.get(key.key)
+            if key is not None and held is not None:
+                held_id = self._key_tasks[key.key]
+                if not R.same_spec(self._tasks[held_id], task):
+                    raise R.key_conflict(key.key, held_id)
+                ids.append(held_id)
+                continue
+            ids.append(task.id)
+            new.append((task, key))
+        await self.add_tasks([t for t, _ in new])  # all or none; no await before this point
+        for task, key in new:
+            if key is not None:
+                self._keys[key.key] = key
+                self._key_tasks[key.key] = task.id
+                self._keys_min = min(self._keys_min, key.expires_at)
+        return ids
 
     def _get(self, task_id: str) -> Task:
         self._open()
@@ -397,14 +433,29 @@ class MemoryStore:
         self._open()
         return [self._clusters[k] for k in sorted(self._clusters)]
 
-    async def spend_tickets(self, spent: Mapping[str, float], now: float) -> None:
+    async def spend_tickets(
+        self,
+        spent: Mapping[str, float],
+        now: float,
+        *,
+        holders: Mapping[str, str] | None = None,
+    ) -> None:
         self._open()
         checked = R.check_spent(spent)
+        named = R.check_holders(holders, checked)
         if now > self._spent_min:  # something expired: forget it (rare, so O(ids) is fine)
             self._spent = {k: v for k, v in self._spent.items() if v >= now}
+            self._holders = {k: v for k, v in self._holders.items() if k in self._spent}
             self._spent_min = min(self._spent.values(), default=math.inf)
+        for ticket_id, holder in named.items():
+            if ticket_id not in self._spent:  # an id spent before keeps its first holder
+                self._holders[ticket_id] = holder
         self._spent.update(checked)
         self._spent_min = min([self._spent_min, *checked.values()])
+
+    async def ticket_holders(self, now: float) -> dict[str, str]:
+        self._open()
+        return {k: v for k, v in self._holders.items() if self._spent.get(k, -math.inf) >= now}
 
     async def spent_tickets(self, now: float) -> dict[str, float]:
         self._open()

@@ -26,6 +26,7 @@ __all__ = [
     "clusters",
     "device_models",
     "devices",
+    "idempotency_keys",
     "kv",
     "spent_tickets",
     "task_attempts",
@@ -134,6 +135,27 @@ spent_tickets = Table(
     "spent_tickets",
     METADATA,
     Column("ticket_id", String(256), primary_key=True),
+    Column("expires_at", Double, nullable=False),
+    # The device (id derived from its identity key) that spent a join token: it may present the
+    # token again (its Enrolled reply was lost); anyone else is refused. NULL: no holder (REST).
+    Column("holder", String(128), nullable=True),
+    Index(None, "expires_at"),
+)
+
+# A client's idempotency key → the task first submitted with it, until the key expires: a
+# submit retried after a lost reply finds its task instead of storing a second one. (Whether a
+# retry is the same task is decided by comparing it with that task, on the rare retry, rather
+# than by hashing every submit.)
+idempotency_keys = Table(
+    "idempotency_keys",
+    METADATA,
+    Column("key", String(256), primary_key=True),
+    Column(
+        "task_id",
+        String(64),
+        ForeignKey("tasks.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
     Column("expires_at", Double, nullable=False),
     Index(None, "expires_at"),
 )

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
 import msgspec
-from sqlalchemy import ColumnElement, func, select, text, update
+from sqlalchemy import ColumnElement, delete, func, select, text, update
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -35,9 +35,9 @@ from ._batch import Batcher
 from ._group import GroupCommitter
 from ._sqlconn import Conflict, SqliteSync, make_engine, normalise_url
 from ._sqldevices import SqlDevices
-from .base import PendingOrder, Placement, StatesArg
+from .base import PendingOrder, Placement, StatesArg, SubmitKey
 from .migrate import upgrade_to_head
-from .schema import task_attempts, tasks
+from .schema import idempotency_keys, task_attempts, tasks
 
 __all__ = ["SqlStore", "SqliteSync", "normalise_url"]
 
@@ -45,6 +45,9 @@ __all__ = ["SqlStore", "SqliteSync", "normalise_url"]
 # report's acknowledgement may come up to 2 ms later, and the coordinator makes several times
 # fewer commits (and scheduling rounds, which follow each batch of completions).
 REPORT_LINGER_S: Final = 0.002
+# Delete expired idempotency keys at most this often (by the submits' ``now``): a key that
+# expired since is still found by the primary key and handled on the slow path.
+KEY_PRUNE_EVERY_S: Final = 60.0
 _SCHEMA_LOCK_KEY: Final = 0x666F676D  # "fogm": advisory lock id for migrations on PostgreSQL
 
 
@@ -57,6 +60,14 @@ class _Report(NamedTuple):
     attempt: int
     now: float
     result: str | None = None  # JSON, already size-checked
+
+
+class _Keyed(NamedTuple):
+    """One ``add_keyed_tasks`` call, as one batch item."""
+
+    tasks: list[Task]  # checked
+    keys: list[SubmitKey | None]  # checked, one per task
+    now: float
 
 
 def _stored_time(now: float) -> float:
@@ -74,6 +85,18 @@ class SqlStore(SqlDevices):
         super().__init__(engine, batch_heartbeats=group_commit)
         self._group = (
             GroupCommitter(self._insert_tasks, max_batch=max_batch) if group_commit else None
+        )
+        self._next_key_prune = float("-inf")  # expired idempotency keys: next DELETE (by now)
+        # Keyed submits from many clients share commits too (the Python client keys every task).
+        self._keyed: Batcher[_Keyed, list[str]] | None = (
+            Batcher(
+                self._apply_keyed,
+                max_batch=max_batch,
+                name="keyed-submits",
+                weight=lambda item: len(item.tasks),
+            )
+            if group_commit
+            else None
         )
         # Reports and heartbeats come one per message from many devices at once; batching
         # them is what lets one coordinator keep up (docs/store.md, "Group commit").
@@ -147,6 +170,117 @@ class SqlStore(SqlDevices):
                 await self._insert_tasks(new)
         except Conflict:
             raise await self._explain_conflict(new) from None
+
+    async def add_keyed_tasks(
+        self, tasks: Sequence[Task], keys: Sequence[SubmitKey | None], now: float
+    ) -> list[str]:
+        new = list(tasks)
+        R.check_new_tasks(new)
+        item = _Keyed(new, R.check_submit_keys(new, keys), now)
+        if not new:
+            return []
+        if self._closed:
+            raise StoreError("store is closed")
+        if self._keyed is not None:
+            return await self._keyed.submit(item)
+        outcome = (await self._apply_keyed([item]))[0]
+        if isinstance(outcome, FogmeshError):
+            raise outcome
+        return outcome
+
+    async def _apply_keyed(self, items: Sequence[_Keyed]) -> list[list[str] | FogmeshError]:
+        """Keyed submits in one transaction, each all or none.
+
+        Most keys are new, so the batch is first written without reading the keys: the primary
+        key on ``idempotency_keys`` refuses a held one (a retry, or an expired key not yet
+        pruned), which undoes the batch. Each call is then tried alone, reading its keys first,
+        twice (the second read sees a key another writer inserted after the first)."""
+        try:
+            return await self._write_keyed(items, look=False)
+        except Conflict:
+            pass
+        outcomes: list[list[str] | FogmeshError] = []
+        for item in items:
+            outcome: list[str] | FogmeshError | None = None
+            for _ in range(2):
+                try:
+                    outcome = (await self._write_keyed([item], look=True))[0]
+                    break
+                except Conflict:
+                    continue
+                except FogmeshError as exc:
+                    outcome = exc
+                    break
+            outcomes.append(
+                outcome if outcome is not None else await self._explain_conflict(item.tasks)
+            )
+        return outcomes
+
+    async def _write_keyed(
+        self, items: Sequence[_Keyed], *, look: bool
+    ) -> list[list[str] | FogmeshError]:
+        wanted = sorted({k.key for item in items for k in item.keys if k is not None})
+        outcomes: list[list[str] | FogmeshError] = []
+        task_rows: list[dict[str, Any]] = []
+        key_rows: list[dict[str, Any]] = []
+        now = max(item.now for item in items)
+        async with self._write() as conn:
+            if look or now >= self._next_key_prune:
+                await conn.execute(
+                    delete(idempotency_keys).where(idempotency_keys.c.expires_at < now)
+                )
+                self._next_key_prune = now + KEY_PRUNE_EVERY_S
+            held: dict[str, Task] = {}  # key → the task stored under it
+            if look:
+                held = await self._held_keys(conn, wanted)
+            for item in items:
+                ids: list[str] = []
+                mine: dict[str, Task] = {}
+                error: FogmeshError | None = None
+                new: list[Task] = []
+                for task, key in zip(item.tasks, item.keys, strict=True):
+                    found = None if key is None else held.get(key.key)
+                    if key is not None and found is not None:
+                        if not R.same_spec(found, task):
+                            error = R.key_conflict(key.key, found.id)
+                            break
+                        ids.append(found.id)
+                        continue
+                    ids.append(task.id)
+                    new.append(task)
+                    if key is not None:
+                        mine[key.key] = task
+                        key_rows.append(
+                            {"key": key.key, "task_id": task.id, "expires_at": key.expires_at}
+                        )
+                if error is not None:
+                    # Nothing of this call: drop the key rows it queued.
+                    key_rows = [r for r in key_rows if r["key"] not in mine]
+                    outcomes.append(error)
+                    continue
+                held.update(mine)  # a later call in this batch with the same key finds it
+                task_rows += [Q.task_row(t) for t in new]
+                outcomes.append(ids)
+            if task_rows:
+                await conn.execute(tasks.insert(), task_rows)
+            if key_rows:
+                await conn.execute(idempotency_keys.insert(), key_rows)
+        return outcomes
+
+    async def _held_keys(self, conn: AsyncConnection, keys: Sequence[str]) -> dict[str, Task]:
+        """Of ``keys``, those held, each with its task as stored (the expired ones are gone)."""
+        task_of: dict[str, str] = {}
+        for chunk in Q.chunks(keys):
+            query = select(idempotency_keys.c.key, idempotency_keys.c.task_id).where(
+                idempotency_keys.c.key.in_(chunk)
+            )
+            for r in await conn.execute(query):
+                task_of[r.key] = r.task_id
+        found: dict[str, Task] = {}
+        for chunk in Q.chunks(sorted(set(task_of.values()))):
+            for t in await Q.fetch_tasks(conn, Q.TASKS_BY_IDS, {"ids": list(chunk)}):
+                found[t.id] = t
+        return {k: found[i] for k, i in task_of.items()}
 
     async def _insert_tasks(self, new: Sequence[Task]) -> None:
         rows = [Q.task_row(t) for t in new]
@@ -585,6 +719,8 @@ class SqlStore(SqlDevices):
         try:
             if self._group is not None:
                 await self._group.close()
+            if self._keyed is not None:
+                await self._keyed.close()
             if self._reports is not None:
                 await self._reports.close()
             if self._beats is not None:

@@ -67,6 +67,15 @@ class TaskSubmit(BaseModel):
     constraints: ConstraintsIn | None = None
     deadline: float | None = Field(default=None, gt=0, description="epoch seconds")
     max_attempts: int = Field(default=3, ge=1, le=100)
+    idempotency_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="A key of the client's choosing (e.g. a UUID), unique per task: a submit "
+        "repeated with the same key and the same spec stores nothing and answers the task "
+        "the key's first submit stored (keys are held 24 h); the same key with a different "
+        "spec is refused with 409 `idempotency_conflict`.",
+    )
 
 
 class Submitted(BaseModel):
@@ -111,21 +120,45 @@ def _spec(body: TaskSubmit) -> dict[str, Any]:
         if body.constraints is None
         else body.constraints.model_dump(exclude_none=True),
         "max_attempts": body.max_attempts,
+        "idempotency_key": body.idempotency_key,
     }
 
 
-@router.post("", status_code=201, response_model=Submitted)
+_ERROR_BODY: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {"code": {"type": "string"}, "reason": {"type": "string"}},
+            "required": ["code", "reason"],
+        }
+    },
+    "required": ["error"],
+}
+_KEY_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {
+        "description": "An `idempotency_key` was first used with a different task spec "
+        "(code `idempotency_conflict`); nothing was stored.",
+        "content": {"application/json": {"schema": _ERROR_BODY}},
+    }
+}
+
+
+@router.post("", status_code=201, response_model=Submitted, responses=_KEY_CONFLICT)
 async def submit(body: TaskSubmit, request: Request, _: SubmitTicket) -> Submitted:
-    """Accept a task; answers once it is durable."""
+    """Accept a task; answers once it is durable. With an ``idempotency_key`` the key's
+    first submit is answered again (same task id) and nothing new is stored."""
     coordinator = request.app.state.service.coordinator
     task_id = await coordinator.submit_task(**_spec(body))
     return Submitted(task_id=task_id, state="pending")
 
 
-@router.post("/batch", status_code=201, response_model=SubmittedBatch)
+@router.post("/batch", status_code=201, response_model=SubmittedBatch, responses=_KEY_CONFLICT)
 async def submit_batch(body: TaskBatch, request: Request, _: SubmitTicket) -> SubmittedBatch:
     """Accept up to 1,000 tasks at once, all or none; answers once all are durable. Ids come
-    back in the order given."""
+    back in the order given. A task whose ``idempotency_key`` is held is not stored again:
+    its place holds the id of the task stored under that key, so a batch retried after a lost
+    reply (or with only some tasks new) stores each task once. One key twice in a batch: 422."""
     coordinator = request.app.state.service.coordinator
     ids = await coordinator.submit_tasks([_spec(t) for t in body.tasks])
     return SubmittedBatch(task_ids=ids, state="pending")

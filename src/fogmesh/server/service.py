@@ -215,6 +215,8 @@ async def run_coordinator(config: ServerConfig, *, log_level: str = "info") -> N
         server = _Server(
             uvicorn.Config(
                 app,
+                # uvicorn's lines go through our handlers (fogmesh.logs), in our format.
+                log_config=None,
                 log_level=log_level,
                 lifespan="off",
                 ws_max_size=1 << 17,
@@ -228,6 +230,7 @@ async def run_coordinator(config: ServerConfig, *, log_level: str = "info") -> N
         url = config.public_url or f"http://{config.host}:{port}"
         service.write_runtime(url)
         print(f"fogmesh coordinator listening on {url}", flush=True)
+        log.info("listening on %s (data in %s)", url, config.data_dir)
         await server.serve(sockets=[sock])
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -12,9 +12,9 @@ from typing import Annotated, Any
 import typer
 
 from fogmesh._eventloop import run_service
+from fogmesh._logopts import LogFormatOption, LogLevelOption
 from fogmesh._version import __version__
 from fogmesh.agent.daemon import AgentConfig, AgentDaemon, Runner
-from fogmesh.cli.logopts import LogFormatOption, LogLevelOption
 from fogmesh.config import load_settings
 from fogmesh.devices.sensors import SensorSource, sensor_source_from_env
 from fogmesh.errors import ConfigError

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from fogmesh._eventloop import run_service
-from fogmesh.cli.logopts import LogFormatOption, LogLevelOption
+from fogmesh._logopts import LogFormatOption, LogLevelOption
 from fogmesh.config import load_settings
 from fogmesh.logs import configure_logging
 

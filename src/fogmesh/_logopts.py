@@ -1,4 +1,5 @@
-"""``--log-level`` and ``--log-format`` for the long-running commands (coordinator, agent)."""
+"""``--log-level``, ``--log-format`` of the long-running commands (outside fogmesh.cli: an agent
+started by file path must not import the whole command package)."""
 
 from __future__ import annotations
 

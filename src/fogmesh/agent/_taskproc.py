@@ -14,6 +14,7 @@ import resource
 import signal
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any, Final, NoReturn
 
@@ -146,7 +147,10 @@ def _call(msg: Run, fn: Callable[..., Any], args: dict[str, Any], soft: int, har
     except FogmeshError as exc:
         return fail(msg, "failed", exc.code, exc.reason)
     except Exception as exc:
-        return fail(msg, "failed", "task_error", f"{type(exc).__name__}: {exc}")
+        done = fail(msg, "failed", "task_error", f"{type(exc).__name__}: {exc}")
+        assert done.error is not None
+        done.error["traceback"] = _traceback_tail(exc)
+        return done
     try:
         data = msgspec.json.encode(value)
     except (TypeError, ValueError) as exc:
@@ -154,6 +158,20 @@ def _call(msg: Run, fn: Callable[..., Any], args: dict[str, Any], soft: int, har
     except MemoryError:
         return fail(msg, "killed", "memory_limit", "the task exceeded its memory cap")
     return Done(id=msg.id, status="completed", result=data, started_at=started)
+
+
+def _traceback_tail(exc: BaseException) -> str:
+    """The task's traceback from the task function down (this module's frame left out), its
+    last ``_TRACEBACK_CHARS`` characters: what `fogmesh task ID` shows."""
+    text = "".join(
+        traceback.format_exception(
+            type(exc), exc, exc.__traceback__.tb_next if exc.__traceback__ else None
+        )
+    )
+    return text if len(text) <= _TRACEBACK_CHARS else "…" + text[-_TRACEBACK_CHARS:]
+
+
+_TRACEBACK_CHARS = 4000
 
 
 def _cpu_seconds() -> float:

@@ -25,6 +25,25 @@ console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"fogmesh {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    _version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="print the version and exit",
+    ),
+) -> None:
+    """Turn everyday devices into one battery- and thermal-aware fog for AI work."""
+
+
 @app.command()
 def version(
     as_json: bool = typer.Option(False, "--json", help="print JSON for scripts"),
@@ -53,6 +72,7 @@ def _register_groups() -> None:
         device,
         fleet,
         model,
+        ops,
         simulate,
         tasks,
         token,
@@ -68,6 +88,8 @@ def _register_groups() -> None:
     app.command(name="tasks")(tasks.tasks)
     app.command(name="task")(tasks.task)
     app.command(name="explain")(tasks.explain)
+    app.command(name="cancel")(ops.cancel)
+    app.command(name="drain")(ops.drain)
     app.command(name="devices")(fleet.devices)
     app.command(name="clusters")(fleet.clusters)
     # models and deployments

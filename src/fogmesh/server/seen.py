@@ -69,5 +69,10 @@ class StoreSeenStore:
         if write.cancelled() or write.exception() is not None:
             self._unwritten = {**batch, **self._unwritten}
 
+    def is_spent(self, key: str) -> bool:
+        """Whether ``key`` was used (or revoked) and is still remembered."""
+        until = self._spent.get(key)
+        return until is not None and until >= self._clock.time()
+
     def __len__(self) -> int:
         return len(self._spent)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from fogmesh.agent import RunLimits, RunnerConfig, TaskRunner
@@ -27,3 +29,29 @@ async def test_task_error_carries_the_tasks_own_traceback() -> None:
     assert trace.startswith("Traceback (most recent call last)")
     assert "json/__init__.py" in trace and trace.rstrip().endswith(out.error["reason"])
     assert "_taskproc.py" not in trace  # the agent's own frames are not the user's business
+
+
+@pytest.mark.asyncio
+async def test_a_failed_task_reports_the_tail_of_what_it_printed(tmp_path: Path) -> None:
+    script = tmp_path / "job.py"
+    script.write_text(
+        "for i in range(2000):\n    print('progress', i)\nraise ValueError('gave up at the end')\n"
+    )
+    quiet = tmp_path / "quiet.py"
+    quiet.write_text("raise KeyError('nothing printed')\n")
+
+    def run_path(path: Path, task_id: str) -> Task:
+        payload = PythonPayload(function="runpy:run_path", args={"path_name": str(path)})
+        return Task(id=task_id, type=TaskType.VALIDATION, payload=payload)
+
+    async with TaskRunner(RunnerConfig(workers=1, allowed_modules=("runpy",))) as runner:
+        loud = await runner.run(run_path(script, "out1"), LIMITS)
+        silent = await runner.run(run_path(quiet, "out2"), LIMITS)
+    assert loud.status == "failed" and loud.error is not None
+    printed = loud.error["stdout"]
+    assert printed.startswith("…") and printed.rstrip().endswith("progress 1999")
+    assert len(printed) <= 4001
+    assert 'job.py", line 3' in loud.error["traceback"]
+    # The next task in the same kept process starts with an empty stdout.
+    assert silent.status == "failed" and silent.error is not None
+    assert "stdout" not in silent.error

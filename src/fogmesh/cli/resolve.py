@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = [
     "device_name",
     "device_names",
+    "pick_device",
     "resolve_device",
     "resolve_task",
     "resolve_token",
@@ -84,8 +85,12 @@ def device_names(devices: Iterable[Mapping[str, Any]]) -> dict[str, str]:
 
 def resolve_device(client: FogClient, text: str) -> str:
     """The id of the one device whose id is or starts with ``text``, or whose name is ``text``."""
+    return pick_device(client.devices(), text)
+
+
+def pick_device(devices: list[dict[str, Any]], text: str) -> str:
+    """``resolve_device`` over a list of devices (``GET /v1/devices`` items or their records)."""
     value = _clean(text, "device")
-    devices = client.devices()
     ids = [str(d.get("device_id")) for d in devices]
     if value in ids:
         return value

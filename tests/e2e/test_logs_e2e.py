@@ -145,21 +145,19 @@ def test_info_lines_say_what_happens_to_a_task(procs: Procs) -> None:
     done = procs.run(ECHO)
     assert done["state"] == "completed"
     task_id = done["id"]
-    # Not allowed on the agent: refused there, with the reason in both logs.
-    refused = procs.run("os:getcwd", max_attempts=1)
-    assert refused["state"] == "failed"
+    # (Refusals, with their reasons, are checked in tests/agent/test_daemon_logs.py: a refusal
+    # needs a device whose policy changed after its last heartbeat.)
 
     def said(name: str, *parts: str) -> bool:
         return any(all(p in line for p in parts) for line in procs.log(name).splitlines())
 
-    wait_until(lambda: said("agent", refused["id"], "refused"), 10, "the agent's refusal line")
+    wait_until(lambda: said("agent", task_id, "completed in"), 10, "the agent's task line")
     coord = procs.log("coordinator")
     for expected in (
         (task_id, "submitted"),
         (task_id, "placed on"),
         (task_id, "completed on"),
-        (refused["id"], "refused", "os"),
-        (refused["id"], "failed (attempt 1 of 1"),
+        ("agent", "connected"),
     ):
         assert said("coordinator", *expected), (expected, coord[-3000:])
     # uvicorn's lines come out in our format, not uvicorn's own ("INFO:     …").
@@ -170,7 +168,6 @@ def test_info_lines_say_what_happens_to_a_task(procs: Procs) -> None:
         ("connected to", procs.url),
         (task_id, "started", "echo"),
         (task_id, "completed in"),
-        (refused["id"], "refused", "os"),
     ):
         assert said("agent", *expected), (expected, agent[-3000:])
     # The coordinator goes away and comes back: the agent says it reconnected.

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from fogmesh.cli.resolve import device_name
+from fogmesh.cli.resolve import device_name, device_names
 from fogmesh.cli.tasks import (
     DataDirOption,
     JsonOption,
@@ -98,16 +98,19 @@ def clusters(
     """
     with client_for(url, ticket, data_dir) as client:
         found = client.status().get("clusters") or []
+        names = device_names(client.devices()) if found and not as_json else {}
     if as_json:
         typer.echo(json.dumps(found))
         return
     table = Table("cluster", "site", "head", "term", "size", "members")
     for c in found:
-        members = [str(m) for m in c.get("members") or ()]
+        # Devices by name where they have one (drain and device rm take names too).
+        members = [names.get(str(m), str(m)) for m in c.get("members") or ()]
+        head = c.get("head")
         table.add_row(
             cell(c.get("id")),
             cell(c.get("site")),
-            cell(c.get("head")),
+            cell(names.get(str(head), head) if head else None),
             cell(c.get("term")),
             cell(len(members)),
             cell(", ".join(members)),

@@ -316,3 +316,10 @@ async def test_a_revoked_token_stays_revoked_after_a_restart(tmp_path: Path) -> 
         assert [(t["id"], t["state"]) for t in listed] == [(claims.ticket_id, "revoked")]
     finally:
         await second.stop()
+
+
+def test_clusters_show_devices_by_name(fog: LiveFog) -> None:
+    from test_client_commands import poll
+
+    poll(lambda: "big-box" in run(fog, "clusters").stdout, 15, "a cluster naming big-box")
+    assert "desktop" in json.dumps(run_json(fog, "clusters"))  # JSON keeps the ids

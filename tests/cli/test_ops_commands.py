@@ -122,6 +122,7 @@ def test_task_tables_show_whole_ids_in_a_narrow_terminal(
     assert task_id in listed.stdout
     devices = run(fog, "devices")
     assert "phone-critical-battery" in devices.stdout
+    assert "…" not in listed.stdout + devices.stdout  # wrapped where need be, never cut short
 
 
 # -- devices: names, drain, rm --------------------------------------------------------------

@@ -60,7 +60,7 @@ def devices(
     for column in (
         "name", "type", "status", "link", "battery", "temp", "CPU", "RAM free", "site", "models"
     ):  # fmt: skip
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for d in found:
         profile = _mapping(d.get("profile"))
         caps = _mapping(profile.get("capabilities"))

@@ -341,7 +341,7 @@ def tasks(
     # Ids are never shortened: they are what the other commands take (a prefix will do too).
     table.add_column("task", no_wrap=True, min_width=26)
     for name in ("type", "priority", "state", "attempt", "device", "created"):
-        table.add_column(name)
+        table.add_column(name, overflow="fold")  # wrapped, never cut short
     for t in found:
         table.add_row(
             cell(t.get("id")),

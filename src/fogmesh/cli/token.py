@@ -184,7 +184,7 @@ def list_tokens(
     table = Table()
     table.add_column("token id", no_wrap=True)
     for column in ("state", "created", "expires", "scopes", "url"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for t in found:
         state = str(t.get("state"))
         table.add_row(

@@ -34,6 +34,7 @@ from fogmesh import errors
 from fogmesh.config import load_settings
 from fogmesh.errors import (
     ConfigError,
+    DeviceNotFound,
     FogmeshError,
     InvalidRequest,
     KeyFileError,
@@ -283,6 +284,7 @@ class FogClient:
         return response.content
 
     def cancel(self, task_id: str, reason: str = "cancelled by request") -> dict[str, Any]:
+        """Cancel a live task (its device is told to stop it); the task as it now stands."""
         return self._object(
             "POST",
             f"/v1/tasks/{_segment(task_id)}/cancel",
@@ -296,6 +298,41 @@ class FogClient:
 
     def devices(self) -> list[dict[str, Any]]:
         return self._list("GET", "/v1/devices", "devices")
+
+    def device(self, device_id: str) -> dict[str, Any]:
+        return self._object("GET", f"/v1/devices/{_segment(device_id)}", not_found=DeviceNotFound)
+
+    def drain(self, device_id: str, draining: bool = True) -> dict[str, Any]:
+        """Stop placing new work on a device (its running work finishes), or with
+        ``draining=False`` let it take work again; the device as it now stands."""
+        return self._object(
+            "POST",
+            f"/v1/devices/{_segment(device_id)}/drain",
+            json={"draining": draining},
+            not_found=DeviceNotFound,
+        )
+
+    def remove_device(self, device_id: str) -> None:
+        """Forget a device; its leased tasks go back to the queue."""
+        self._request(
+            "DELETE", f"/v1/devices/{_segment(device_id)}", not_found=DeviceNotFound, empty=True
+        )
+
+    def create_token(self, ttl: float = 3600.0, url: str | None = None) -> dict[str, Any]:
+        """A one-use join token (``{"token", "id", "expires_at"}``)."""
+        body: dict[str, Any] = {"ttl": ttl}
+        if url is not None:
+            body["url"] = url
+        return self._object("POST", "/v1/tokens", json=body)
+
+    def tokens(self, include_expired: bool = False) -> list[dict[str, Any]]:
+        """Join tokens issued with the coordinator's keys, with their state."""
+        params: dict[str, str | int] = {"all": "true"} if include_expired else {}
+        return self._list("GET", "/v1/tokens", "tokens", params=params)
+
+    def revoke_token(self, token_id: str) -> dict[str, Any]:
+        """Make an unused join token unusable; the token's record as it now stands."""
+        return self._object("DELETE", f"/v1/tokens/{_segment(token_id)}")
 
     def status(self) -> dict[str, Any]:
         """Tasks by state, queue by priority, devices, utilisation and clusters."""
@@ -339,6 +376,7 @@ class FogClient:
         json: Any = None,
         params: Mapping[str, str | int] | None = None,
         not_found: type[NotFound] = NotFound,
+        empty: bool = False,
     ) -> Any:
         try:
             response = self._http.request(method, path, json=json, params=params)
@@ -359,6 +397,8 @@ class FogClient:
                 f"coordinator at {self.url} did not answer {method} {path}: "
                 f"{exc or type(exc).__name__}{hint}"
             ) from exc
+        if empty and response.status_code == 204:
+            return None
         return answer_of(self.url, method, path, response, not_found=not_found)
 
     def _submit(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -396,11 +436,11 @@ def _new_key() -> str:
     return secrets.token_urlsafe(16)
 
 
-def _segment(task_id: str) -> str:
+def _segment(item_id: str) -> str:
     # An id is one path segment; quoting keeps a stray "/" or "?" from reaching another route.
-    if not task_id:
-        raise InvalidRequest("a task id cannot be empty", field="task_id")
-    return quote(task_id, safe="")
+    if not item_id:
+        raise InvalidRequest("an id cannot be empty", field="id")
+    return quote(item_id, safe="")
 
 
 def find_coordinator(url: str | None = None, data_dir: Path | None = None) -> str:

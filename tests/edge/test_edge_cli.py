@@ -131,6 +131,13 @@ def test_deploy_to_a_registered_device(
     assert code == 0, err
     record = json.loads(out)
     assert (record["state"], record["variant"], record["device_id"]) == ("ready", "int8", "phone")
+    # A unique prefix of the device id will do, as everywhere an id is taken.
+    code, out, err = cli(
+        capsys, monkeypatch, "deploy", "--device", "ph", "--model", "m", "--data-dir", str(data),
+        "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["device_id"] == "phone"
 
     code, _, err = cli(
         capsys,

@@ -13,7 +13,9 @@ import os
 import resource
 import signal
 import sys
+import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any, Final, NoReturn
 
@@ -78,7 +80,9 @@ def resident_main(
         return 1
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
-    os.dup2(devnull, 1)
+    capturing = _capture_stdout()
+    if not capturing:
+        os.dup2(devnull, 1)
     frames = FrameBuffer()
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     while True:
@@ -92,7 +96,13 @@ def resident_main(
         msg = decode_to_worker(body)
         if not isinstance(msg, Run):
             continue
+        if capturing:
+            _rewind_stdout()
         done = _run_in_process(msg, functions, soft, hard)
+        if capturing and done.error is not None:
+            tail = _stdout_tail()
+            if tail:
+                done.error["stdout"] = tail
         write_frame(report_w, done)
         if done.status == "killed":
             return 0
@@ -146,7 +156,10 @@ def _call(msg: Run, fn: Callable[..., Any], args: dict[str, Any], soft: int, har
     except FogmeshError as exc:
         return fail(msg, "failed", exc.code, exc.reason)
     except Exception as exc:
-        return fail(msg, "failed", "task_error", f"{type(exc).__name__}: {exc}")
+        done = fail(msg, "failed", "task_error", f"{type(exc).__name__}: {exc}")
+        assert done.error is not None
+        done.error["traceback"] = _traceback_tail(exc)
+        return done
     try:
         data = msgspec.json.encode(value)
     except (TypeError, ValueError) as exc:
@@ -154,6 +167,59 @@ def _call(msg: Run, fn: Callable[..., Any], args: dict[str, Any], soft: int, har
     except MemoryError:
         return fail(msg, "killed", "memory_limit", "the task exceeded its memory cap")
     return Done(id=msg.id, status="completed", result=data, started_at=started)
+
+
+# What a failed task's report carries of its stdout (`fogmesh task ID` shows it).
+_STDOUT_CHARS = 4000
+
+
+def _capture_stdout() -> bool:
+    """Point fd 1 at a nameless temporary file, so that a failing task's last output can be
+    reported with its error (it used to go to /dev/null). Each task starts it afresh."""
+    directory = tempfile.gettempdir()
+    try:
+        fd = os.open(directory, os.O_TMPFILE | os.O_RDWR, 0o600)
+    except (OSError, AttributeError):  # no O_TMPFILE (filesystem, or not Linux)
+        try:
+            fd, path = tempfile.mkstemp(prefix="fogmesh-task-out-")
+            os.unlink(path)
+        except OSError:
+            return False
+    os.dup2(fd, 1)
+    os.close(fd)
+    return True
+
+
+def _rewind_stdout() -> None:
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+        if os.lseek(1, 0, os.SEEK_CUR):  # only a task that printed costs a truncation
+            os.ftruncate(1, 0)
+            os.lseek(1, 0, os.SEEK_SET)
+
+
+def _stdout_tail() -> str:
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+        size = os.lseek(1, 0, os.SEEK_END)
+        start = max(0, size - _STDOUT_CHARS)
+        text = os.pread(1, size - start, start).decode("utf-8", "replace")
+        return ("…" if start else "") + text
+    return ""
+
+
+def _traceback_tail(exc: BaseException) -> str:
+    """The task's traceback from the task function down (this module's frame left out), its
+    last ``_TRACEBACK_CHARS`` characters: what `fogmesh task ID` shows."""
+    text = "".join(
+        traceback.format_exception(
+            type(exc), exc, exc.__traceback__.tb_next if exc.__traceback__ else None
+        )
+    )
+    return text if len(text) <= _TRACEBACK_CHARS else "…" + text[-_TRACEBACK_CHARS:]
+
+
+_TRACEBACK_CHARS = 4000
 
 
 def _cpu_seconds() -> float:

@@ -34,6 +34,7 @@ from fogmesh.devices.model import DeviceProfile
 from fogmesh.devices.sensors import SensorSource, sensor_source_from_env
 from fogmesh.errors import FogmeshError, ModelNotFound, TransportError
 from fogmesh.fog.tasks import ModelPayload, Task
+from fogmesh.logs import TaskLog
 from fogmesh.mobile.modes import PowerMode
 from fogmesh.mobile.policy import ResourceOptimization
 from fogmesh.mobile.resource_manager import MobileResourceManager
@@ -214,6 +215,9 @@ class AgentDaemon:
         self.sessions = 0  # sessions that reached Welcome
         self.disconnects = 0  # of those, how many have ended
         self.creds: AgentCredentials | None = None
+        self._task_log = TaskLog(log)  # started/completed lines (fogmesh.logs: rate-bounded)
+        self._trouble_log = TaskLog(log)  # refused/failed lines, with a budget of their own
+        self._link_lost_at: float | None = None  # when the last session ended (for "reconnected")
 
     @property
     def device_id(self) -> str:
@@ -322,6 +326,14 @@ class AgentDaemon:
             self._link = link
             self.sessions += 1
             self.connected.set()
+            if self._link_lost_at is None:
+                log.info("connected to %s as %s", creds.coordinator_url, creds.device_id)
+            else:
+                log.info(
+                    "reconnected to %s after %.1f s",
+                    creds.coordinator_url,
+                    self.clock.time() - self._link_lost_at,
+                )
             for message in list(self._outbox.values()):
                 if isinstance(message, ResultMsg):
                     await self._send_result(message)
@@ -333,6 +345,7 @@ class AgentDaemon:
         finally:
             if self._link is link:
                 self.disconnects += 1
+                self._link_lost_at = self.clock.time()
             self._link = None
             self._outgoing = None
             if sender is not None:
@@ -450,6 +463,7 @@ class AgentDaemon:
         profile, optimization = await self._recent_read()
         reason = self._refusal(optimization)
         if reason is not None:
+            self._log_refused(task, reason)
             refused = Refused(task_id=task.id, attempt=task.attempt, reason=reason)
             self._outbox[key] = refused
             await self._send(refused)
@@ -461,6 +475,9 @@ class AgentDaemon:
             self.config.timeout_multiplier,
         )
         self._running[key] = asyncio.create_task(self._execute(task, limits), name=task.id)
+
+    def _log_refused(self, task: Task, reason: str) -> None:
+        self._trouble_log.info("refused", "task %s refused: %s", task.id, reason, task_id=task.id)
 
     def _refusal(self, optimization: ResourceOptimization) -> str | None:
         reason = self._policy_refusal(optimization)
@@ -585,6 +602,7 @@ class AgentDaemon:
             raise
         if reason is not None:
             self._running.pop(key, None)
+            self._log_refused(task, reason)
             refused = Refused(task_id=task.id, attempt=task.attempt, reason=reason)
             self._outbox[key] = refused
             await self._send(refused)
@@ -592,6 +610,7 @@ class AgentDaemon:
         try:
             missing = await self._ensure_model(task)
             if missing is not None:
+                self._log_refused(task, missing)
                 refused = Refused(task_id=task.id, attempt=task.attempt, reason=missing)
                 self._running.pop(key, None)
                 self._outbox[key] = refused
@@ -685,6 +704,9 @@ class AgentDaemon:
         pending_sends: set[asyncio.Task[None]] = set()
 
         def started() -> None:
+            self._task_log.info(
+                "started", "task %s started (%s)", task.id, _what(task), task_id=task.id
+            )
             notice = loop.create_task(self._send(Started(task_id=task.id, attempt=task.attempt)))
             pending_sends.add(notice)
             notice.add_done_callback(pending_sends.discard)
@@ -703,6 +725,23 @@ class AgentDaemon:
         if outcome.status == "completed":
             ran, last = outcome.wall_s, self._ran_s
             self._ran_s = ran if last is None else last + 0.2 * (ran - last)
+            self._task_log.info(
+                "completed",
+                "task %s completed in %.3f s",
+                task.id,
+                outcome.wall_s,
+                task_id=task.id,
+            )
+        else:
+            error = outcome.error or {}
+            self._trouble_log.info(
+                "failed",
+                "task %s %s: %s",
+                task.id,
+                outcome.status,
+                error.get("reason") or error.get("code") or "no reason given",
+                task_id=task.id,
+            )
         artefact: ArtefactRef | None = None
         if outcome.artefact is not None:
             # Too big to travel inline: the bytes go ahead in chunks, the result names them.
@@ -748,3 +787,15 @@ class AgentDaemon:
                 log.info("artefact upload cut off, will retry after reconnecting: %s", exc)
                 return
         await self._send(result)
+
+
+def _what(task: Task) -> str:
+    """A task's payload in a few words, for its log line (never its arguments)."""
+    payload = task.payload
+    if payload is None:
+        return f"{task.type.value}, no payload"
+    detail = getattr(payload, "function", None) or getattr(payload, "model_id", None)
+    if detail is None:
+        argv = getattr(payload, "argv", None)
+        detail = argv[0] if argv else ""
+    return f"{task.type.value}, {type(payload).__name__.removesuffix('Payload').lower()} {detail}"

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import logging
 import signal
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from fogmesh._eventloop import run_service
+from fogmesh._logopts import LogFormatOption, LogLevelOption
 from fogmesh._version import __version__
 from fogmesh.config import load_settings
 from fogmesh.errors import ConfigError
+from fogmesh.logs import configure_logging
 
 if TYPE_CHECKING:
     from fogmesh.agent.daemon import AgentConfig, AgentDaemon, Runner
@@ -31,6 +33,15 @@ def _labels(values: list[str] | None) -> dict[str, str]:
             raise ConfigError(f"labels are key=value, not {value!r}", field="--label")
         labels[key.strip()] = val.strip()
     return labels
+
+
+def _named(labels: dict[str, str], name: str | None) -> dict[str, str]:
+    """The labels with ``name`` (``--name``, else a ``name=`` label, else the hostname): how
+    ``fogmesh devices`` shows this device beside its id."""
+    chosen = (name if name is not None else labels.get("name") or socket.gethostname()).strip()
+    if not chosen or len(chosen) > 64 or not chosen.isprintable():
+        raise ConfigError("must be 1 to 64 printable characters", field="--name")
+    return {**labels, "name": chosen}
 
 
 def _runner(spec: str | None, allow_commands: bool, workers: int, data_dir: Path) -> Runner:
@@ -87,6 +98,10 @@ def agent(
     label: Annotated[
         list[str] | None, typer.Option("--label", help="key=value for placement (e.g. site=home)")
     ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="name shown beside the device id (default: the hostname)"),
+    ] = None,
     allow_commands: Annotated[
         bool, typer.Option("--allow-commands", help="also run 'command' payloads (argv)")
     ] = False,
@@ -99,7 +114,8 @@ def agent(
     backoff_max: Annotated[
         float, typer.Option("--backoff-max", help="longest wait between reconnect attempts")
     ] = 30.0,
-    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning")] = "info",
+    log_level: LogLevelOption = None,
+    log_format: LogFormatOption = None,
     # -- emulated devices (docs/emulation.md) --
     emulate: Annotated[
         str | None,
@@ -134,15 +150,13 @@ def agent(
     from fogmesh.agent.daemon import AgentConfig, AgentDaemon
     from fogmesh.devices.sensors import sensor_source_from_env
 
+    configure_logging(log_level, log_format)
     settings = load_settings(home=data_dir)
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     config = AgentConfig(
         data_dir=settings.home,
         join_token=join,
         heartbeat=heartbeat,
-        labels=_labels(label),
+        labels=_named(_labels(label), name),
         backoff_max=backoff_max,
         stop_grace=max(0.0, stop_grace),
         agent_version=__version__,

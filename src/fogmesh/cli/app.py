@@ -62,7 +62,7 @@ SUBCOMMANDS: Final[dict[str, Subcommand]] = {
     "token": Subcommand(
         "token",
         "app",
-        "Create join tokens that let a device enrol with this coordinator.",
+        "Join tokens that let a device enrol with this coordinator: create, list, revoke.",
         ("coordinator",),
     ),
     "ticket": Subcommand(
@@ -76,13 +76,25 @@ SUBCOMMANDS: Final[dict[str, Subcommand]] = {
     ),
     "tasks": Subcommand("tasks", "tasks", "List tasks in creation order."),
     "task": Subcommand(
-        "tasks", "task", "Show one task: its state, attempts history, and result or error."
+        "tasks",
+        "task",
+        "Show one task: its state, attempts history, and result or error (with the traceback,"
+        " and a command's output tail).",
     ),
     "explain": Subcommand(
         "tasks",
         "explain",
         "Why a task is where it is: the chosen device's score breakdown, or, when it is not"
         " placed, how many devices were turned down for each reason.",
+    ),
+    "cancel": Subcommand(
+        "ops", "cancel", "Cancel a task that has not finished; a device running it is told to stop."
+    ),
+    "drain": Subcommand(
+        "ops",
+        "drain",
+        "Stop placing new work on a device; the work it is running finishes. Needs an admin"
+        " ticket.",
     ),
     "devices": Subcommand(
         "fleet",
@@ -111,7 +123,8 @@ SUBCOMMANDS: Final[dict[str, Subcommand]] = {
     "device": Subcommand(
         "device",
         "app",
-        "Inspect this device: capabilities, live readings and the resource decision.",
+        "Inspect this device (capabilities, live readings, the resource decision); "
+        "remove one from the fog (rm).",
     ),
     "twin": Subcommand(
         "twin",
@@ -224,11 +237,25 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"fogmesh {__version__}")
+        raise typer.Exit()
+
+
+# Root options go here. Having a callback also keeps the root a group: with one eagerly
+# registered command Typer would make `fogmesh` that command itself.
 @app.callback()
-def _root() -> None:
-    # Root options go here. Having a callback also keeps the root a group: with one eagerly
-    # registered command Typer would make `fogmesh` that command itself.
-    pass
+def _root(
+    _version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="print the version and exit",
+    ),
+) -> None:
+    """Turn everyday devices into one battery- and thermal-aware fog for AI work."""
 
 
 @app.command()

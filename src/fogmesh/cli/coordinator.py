@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from fogmesh._eventloop import run_service
+from fogmesh._logopts import LogFormatOption, LogLevelOption
 from fogmesh.config import load_settings
+from fogmesh.logs import configure_logging
 
 __all__ = ["coordinator"]
 
@@ -43,7 +44,8 @@ def coordinator(
     dispatch_timeout: Annotated[
         float, typer.Option("--dispatch-timeout", help="seconds a device has to start a task")
     ] = 60.0,
-    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning")] = "info",
+    log_level: LogLevelOption = None,
+    log_format: LogFormatOption = None,
     tls: Annotated[
         bool,
         typer.Option(
@@ -82,8 +84,9 @@ def coordinator(
     self-signed certificate made at first start whose fingerprint it prints (join tokens carry it;
     remote clients pass it as --fingerprint).
 
-    Example: fogmesh coordinator --data-dir ./fog --host 0.0.0.0 --port 8700
+    Example: fogmesh coordinator --data-dir ./fog --host 0.0.0.0 --port 8700 --log-format json
     """
+    level, _ = configure_logging(log_level, log_format)
     settings = load_settings(home=data_dir)
     # The service stack (FastAPI, SQLAlchemy) loads only for this command, so every other
     # command — and an agent on a phone — starts without it.
@@ -110,7 +113,4 @@ def coordinator(
             ),
         ),
     )
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    run_service(run_coordinator(config, log_level=log_level.lower()))
+    run_service(run_coordinator(config, log_level=level))

@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fogmesh.cli.device import _detect_table, _print_decision
+from fogmesh.cli.units import celsius, percent
 from fogmesh.devices import DeviceProfile, RealSensors, preset, preset_names
 from fogmesh.mobile import ResourceOptimization, ResourcePolicy, evaluate
 
@@ -52,6 +53,10 @@ _DERIVED = ("mode_", "chunk_", "transport_")
 
 
 def _cell(value: float | None, unit: str) -> str:
+    if unit == "%":
+        return percent(value)
+    if unit == "°C":
+        return celsius(value).replace(" ", "")
     return "—" if value is None else f"{value:g}{unit}"
 
 
@@ -79,7 +84,7 @@ def _side_by_side(rows: list[tuple[str, DeviceProfile, ResourceOptimization]]) -
             name,
             f"{battery} {_cell(p.cpu_temp_c, '°C')} {net}",
             d.power_mode.value,
-            f"{d.cpu_limit_percent:g}%",
+            percent(d.cpu_limit_percent),
             memory,
             str(d.max_concurrent_tasks),
             f"{d.chunking_config.effective_chunk_size()}B",

@@ -27,12 +27,19 @@ async def _deploy(data_dir: Path, device_id: str, model_id: str, kind: str) -> d
     from fogmesh.edge.manager import EdgeManager
 
     async with EdgeManager(data_dir=data_dir, monitor=False) as manager:
+        if not manager.is_client:  # a unique id prefix or a name, as everywhere
+            import msgspec
+
+            from fogmesh.cli.resolve import pick_device
+
+            records = await manager.coordinator.list_devices()
+            device_id = pick_device([msgspec.to_builtins(r) for r in records], device_id)
         deployment_id = await manager.deploy_workload(device_id, model_id, kind)
         return manager.get_deployment(deployment_id)
 
 
 def deploy(
-    device: Annotated[str, typer.Option("--device", help="device id")],
+    device: Annotated[str, typer.Option("--device", help="device id, unique id prefix or name")],
     model: Annotated[str, typer.Option("--model", help="registered model id")],
     kind: Annotated[
         str, typer.Option("--type", help="inference, training, embedding ...")

@@ -16,6 +16,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fogmesh.cli.ops import remove_device
+from fogmesh.cli.units import celsius, percent
 from fogmesh.devices import (
     DeviceProfile,
     EmulatedSensors,
@@ -28,9 +30,11 @@ from fogmesh.mobile import MobileResourceManager, ResourceOptimization
 __all__ = ["app"]
 
 app = typer.Typer(
-    help="Inspect this device: capabilities, live readings and the resource decision.",
+    help="Inspect this device (capabilities, live readings, the resource decision); "
+    "remove one from the fog (rm).",
     no_args_is_help=True,
 )
+app.command("rm")(remove_device)
 console = Console()
 
 ABSENT = "—"
@@ -63,6 +67,10 @@ def _fmt(value: Any, unit: str = "") -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
+        if unit == "%":
+            return percent(value)
+        if unit == "°C":
+            return celsius(value)
         text = f"{value:.1f}".removesuffix(".0")
     elif isinstance(value, tuple | list):
         text = ", ".join(str(v) for v in value) or ABSENT

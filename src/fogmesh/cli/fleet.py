@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from fogmesh.cli.resolve import device_name, device_names
 from fogmesh.cli.tasks import (
     DataDirOption,
     FingerprintOption,
@@ -20,6 +21,7 @@ from fogmesh.cli.tasks import (
     client_for,
     console,
 )
+from fogmesh.cli.units import celsius, percent
 
 __all__ = ["clusters", "devices"]
 
@@ -46,6 +48,9 @@ def devices(
 ) -> None:
     """List the devices the coordinator knows: status, link, battery, heat and capacity.
 
+    Devices show by name (`fogmesh agent --name`, else the hostname) beside their id; either,
+    or a unique id prefix, is what `fogmesh drain` and `fogmesh device rm` take.
+
     Example: fogmesh devices --json
     """
     with client_for(url, ticket, data_dir, fingerprint, insecure_http) as client:
@@ -53,23 +58,28 @@ def devices(
     if as_json:
         typer.echo(json.dumps(found))
         return
-    table = Table(
-        "device", "type", "status", "link", "battery", "temp", "CPU", "RAM free", "site", "models"
-    )
+    table = Table()
+    # Ids are never shortened: they are what the other commands take (a prefix will do too).
+    table.add_column("device", no_wrap=True, min_width=30)
+    for column in (
+        "name", "type", "status", "link", "battery", "temp", "CPU", "RAM free", "site", "models"
+    ):  # fmt: skip
+        table.add_column(column, overflow="fold")
     for d in found:
         profile = _mapping(d.get("profile"))
         caps = _mapping(profile.get("capabilities"))
-        battery = _number(profile.get("battery_percent"), " %")
+        battery = Text(percent(profile.get("battery_percent")))
         if profile.get("charging"):
             battery.append(" ⚡")
         status = str(d.get("status"))
         table.add_row(
             cell(d.get("device_id")),
+            cell(device_name(d)),
             cell(d.get("device_type")),
             Text(status, style=_STATUS_STYLE.get(status, "")),
             Text("connected", style="green") if d.get("connected") else Text("—", style="dim"),
             battery,
-            _number(profile.get("cpu_temp_c"), " °C", 1),
+            Text(celsius(profile.get("cpu_temp_c"))),
             cell(caps.get("cpu_cores_logical")),
             _number(profile.get("ram_available_mb"), " MB"),
             cell(_mapping(d.get("labels")).get("site")),
@@ -94,16 +104,19 @@ def clusters(
     """
     with client_for(url, ticket, data_dir, fingerprint, insecure_http) as client:
         found = client.status().get("clusters") or []
+        names = device_names(client.devices()) if found and not as_json else {}
     if as_json:
         typer.echo(json.dumps(found))
         return
     table = Table("cluster", "site", "head", "term", "size", "members")
     for c in found:
-        members = [str(m) for m in c.get("members") or ()]
+        # Devices by name where they have one (drain and device rm take names too).
+        members = [names.get(str(m), str(m)) for m in c.get("members") or ()]
+        head = c.get("head")
         table.add_row(
             cell(c.get("id")),
             cell(c.get("site")),
-            cell(c.get("head")),
+            cell(names.get(str(head), head) if head else None),
             cell(c.get("term")),
             cell(len(members)),
             cell(", ".join(members)),

@@ -381,6 +381,7 @@ def run_fog_demo(
                     [
                         "--join", response.json()["token"],
                         "--data-dir", str(root / agent.name),
+                        "--name", agent.name,  # all on one host: the hostname would not tell
                         "--heartbeat", "1",
                         "--workers", "1",
                         "--backoff-max", "1",

@@ -21,6 +21,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from fogmesh.cli.resolve import device_names, resolve_task
+from fogmesh.devices.model import DeviceType
 from fogmesh.errors import ConfigError
 from fogmesh.fog.tasks import TaskState, TaskType
 
@@ -224,6 +226,23 @@ def submit(
     max_attempts: Annotated[
         int, typer.Option("--max-attempts", help="tries before it fails for good")
     ] = 3,
+    site: Annotated[
+        str | None, typer.Option("--site", help="only on devices with this site label")
+    ] = None,
+    device_type: Annotated[
+        list[DeviceType] | None,
+        typer.Option("--device-type", help="only on devices of this type (repeat for several)"),
+    ] = None,
+    min_battery: Annotated[
+        float | None,
+        typer.Option("--min-battery", min=0, max=100, help="battery devices need at least this %"),
+    ] = None,
+    charging_only: Annotated[
+        bool, typer.Option("--charging-only", help="battery devices must be charging")
+    ] = False,
+    unmetered_only: Annotated[
+        bool, typer.Option("--unmetered-only", help="only devices on an unmetered network")
+    ] = False,
     wait: Annotated[bool, typer.Option("--wait", help="wait for the result, showing progress")] = (
         False
     ),
@@ -241,9 +260,26 @@ def submit(
 
     With --wait the exit code is 0 only if the task completed.
 
+    Placement constraints (--site, --device-type, --min-battery, --charging-only,
+    --unmetered-only) limit which devices may take it; `fogmesh explain ID` says why none did.
+
     Example: fogmesh submit --type inference --priority high --model tutor_v1 --input x.json --wait
+
+    Example: fogmesh submit --function fogmesh.agent.workloads:matmul --args '{"n": 256}'
+    --device-type laptop --device-type desktop --site home
     """
     payload = _payload(function, args, model, input_file, command)
+    constraints: dict[str, Any] = {}
+    if site is not None:
+        constraints["site"] = site
+    if device_type:
+        constraints["device_types"] = sorted({t.value for t in device_type})
+    if min_battery is not None:
+        constraints["min_battery_percent"] = min_battery
+    if charging_only:
+        constraints["requires_charging"] = True
+    if unmetered_only:
+        constraints["requires_unmetered"] = True
     if deadline is not None and deadline <= 0:
         raise ConfigError("must be more than 0 seconds", field="--deadline")
     if timeout <= 0:
@@ -266,6 +302,7 @@ def submit(
             payload=payload,
             deadline=None if deadline is None else time.time() + deadline,
             max_attempts=max_attempts,
+            constraints=constraints or None,
         )
         task_id = str(submitted["task_id"])
         if not wait:
@@ -320,11 +357,18 @@ def tasks(
     Example: fogmesh tasks --state running --limit 20
     """
     with client_for(url, ticket, data_dir, fingerprint, insecure_http) as client:
+        if after is not None:
+            after = resolve_task(client, after)
         found = client.tasks(None if state is None else state.value, limit=limit, after=after)
+        names = device_names(client.devices()) if not as_json and found else {}
     if as_json:
         _emit_json(found)
         return
-    table = Table("task", "type", "priority", "state", "attempt", "device", "created")
+    table = Table()
+    # Ids are never shortened: they are what the other commands take (a prefix will do too).
+    table.add_column("task", no_wrap=True, min_width=26)
+    for name in ("type", "priority", "state", "attempt", "device", "created"):
+        table.add_column(name, overflow="fold")  # wrapped, never cut short
     for t in found:
         table.add_row(
             cell(t.get("id")),
@@ -332,7 +376,7 @@ def tasks(
             cell(_priority(t.get("priority"))),
             _state(t.get("state")),
             cell(t.get("attempt")),
-            cell(t.get("assigned_device")),
+            cell(_device(t.get("assigned_device"), names)),
             cell(_when(t.get("created_at"))),
         )
     console.print(table)
@@ -340,8 +384,15 @@ def tasks(
         console.print("no tasks" + (f" in state {state.value}" if state else ""), style="dim")
 
 
+def _device(device_id: Any, names: dict[str, str]) -> str | None:
+    if not device_id:
+        return None
+    name = names.get(str(device_id))
+    return f"{name} ({device_id})" if name else str(device_id)
+
+
 def task(
-    task_id: Annotated[str, typer.Argument(help="task id", show_default=False)],
+    task_id: Annotated[str, typer.Argument(help="task id or a unique prefix", show_default=False)],
     url: UrlOption = None,
     ticket: TicketOption = None,
     data_dir: DataDirOption = None,
@@ -349,12 +400,13 @@ def task(
     insecure_http: InsecureHttpOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Show one task: its state, attempts history, and result or error.
+    """Show one task: its state, attempts history, and result or error (with the traceback,
+    and a command's output tail).
 
-    Example: fogmesh task 01JD5V7Q3M4K2B8N6P9R0S1T2U --json
+    Example: fogmesh task 01JD5V7Q3M --json
     """
     with client_for(url, ticket, data_dir, fingerprint, insecure_http) as client:
-        found = client.task(task_id)
+        found = client.task(resolve_task(client, task_id))
     if as_json:
         _emit_json(found)
     else:
@@ -404,12 +456,38 @@ def print_task(t: dict[str, Any]) -> None:
         console.print(
             Text.assemble(("error ", "bold red"), f"{error.get('code')}: {error.get('reason')}")
         )
-    if t.get("state") == "completed":
+        for key, title in (("traceback", "traceback"), ("stdout", "output (last lines)")):
+            _print_tail(title, error.get(key))
+    result = t.get("result")
+    if t.get("state") == "completed" and isinstance(result, dict) and _is_command_output(result):
+        # A command's output: its last lines read better than a JSON string with \n in it.
+        console.print(Text(f"exit status {result['returncode']}", style="bold green"))
+        _print_tail("output (last lines)", result.get("stdout"))
+        _print_tail("stderr (last lines)", result.get("stderr"))
+    elif t.get("state") == "completed":
         text = json.dumps(t.get("result"), indent=2)
         if len(text) > _RESULT_CHARS:
             text = text[:_RESULT_CHARS] + f"\n… ({len(text)} characters; --json prints all)"
         console.print(Text("result", style="bold green"))
         console.print(Text(text))
+
+
+_TAIL_LINES = 20
+
+
+def _is_command_output(result: Any) -> bool:
+    return isinstance(result, dict) and {"returncode", "stdout", "stderr"} <= result.keys()
+
+
+def _print_tail(title: str, text: Any) -> None:
+    """The last lines of ``text`` under ``title`` (nothing for an empty or absent text)."""
+    if not isinstance(text, str) or not text.strip():
+        return
+    lines = text.rstrip().splitlines()
+    console.print(Text(title, style="bold"))
+    if len(lines) > _TAIL_LINES:
+        console.print(Text(f"… {len(lines) - _TAIL_LINES} lines before (--json has all)", "dim"))
+    console.print(Text("\n".join(lines[-_TAIL_LINES:])))
 
 
 def _print_history(history: list[Any]) -> None:
@@ -431,7 +509,7 @@ def _print_history(history: list[Any]) -> None:
 
 
 def explain(
-    task_id: Annotated[str, typer.Argument(help="task id", show_default=False)],
+    task_id: Annotated[str, typer.Argument(help="task id or a unique prefix", show_default=False)],
     url: UrlOption = None,
     ticket: TicketOption = None,
     data_dir: DataDirOption = None,
@@ -442,10 +520,10 @@ def explain(
     """Why a task is where it is: the chosen device's score breakdown, or, when it is not
     placed, how many devices were turned down for each reason.
 
-    Example: fogmesh explain 01JD5V7Q3M4K2B8N6P9R0S1T2U
+    Example: fogmesh explain 01JD5V7Q3M
     """
     with client_for(url, ticket, data_dir, fingerprint, insecure_http) as client:
-        found = client.explain(task_id)
+        found = client.explain(resolve_task(client, task_id))
     if as_json:
         _emit_json(found)
         return

@@ -11,8 +11,22 @@ from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from fogmesh.cli._reach import reach_warning, runtime_url
+from fogmesh.cli.resolve import resolve_token
+from fogmesh.cli.tasks import (
+    DataDirOption,
+    FingerprintOption,
+    InsecureHttpOption,
+    JsonOption,
+    TicketOption,
+    UrlOption,
+    cell,
+    client_for,
+    console,
+)
 from fogmesh.client import RUNTIME_FILE
 from fogmesh.clock import WallClock
 from fogmesh.config import load_settings
@@ -20,6 +34,7 @@ from fogmesh.errors import ConfigError, KeyFileError
 from fogmesh.security.keyfile import read_private_file
 from fogmesh.security.keys import CoordinatorKeys
 from fogmesh.security.tickets import SCOPES
+from fogmesh.security.token_journal import record_issued
 from fogmesh.security.tokens import create_join_token
 
 __all__ = ["app", "parse_duration"]
@@ -35,15 +50,19 @@ _SCOPE_LIST = ", ".join(SCOPES)
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
 
 app = typer.Typer(
-    help="Create join tokens that let a device enrol with this coordinator.",
+    help="Join tokens that let a device enrol with this coordinator: create, list, revoke.",
     no_args_is_help=True,
 )
 err_console = Console(stderr=True)
+_TOKEN_STYLE = {"unused": "green", "used": "dim", "revoked": "magenta", "expired": "dim"}
 
 
 @app.callback()
 def _group() -> None:
-    """Join tokens for enrolling devices (coordinator URL + its Noise key + a one-shot ticket)."""
+    """Join tokens for enrolling devices (coordinator URL + its Noise key + a one-shot ticket).
+
+    Example: fogmesh token create --ttl 1h; fogmesh token list; fogmesh token revoke ID
+    """
 
 
 def parse_duration(text: str) -> float:
@@ -180,6 +199,14 @@ def create(
         keys, url=target, ttl=lifetime, clock=WallClock(), extra_scopes=extra, tls_fingerprint=pin
     )
     token = join.encode()
+    record_issued(  # so that `fogmesh token list` shows it and `revoke` can take it back
+        settings.home,
+        token_id=ticket.ticket_id,
+        created_at=ticket.issued_at,
+        expires_at=ticket.expires_at,
+        scopes=ticket.scopes,
+        url=target,
+    )
     expires = datetime.fromtimestamp(ticket.expires_at, UTC).isoformat()
     if as_json:
         info = {
@@ -202,3 +229,77 @@ def create(
         highlight=False,
         soft_wrap=True,
     )
+
+
+def _iso(ts: Any) -> str | None:
+    if not isinstance(ts, int | float):
+        return None
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+
+
+@app.command("list")
+def list_tokens(
+    include_all: Annotated[bool, typer.Option("--all", help="also tokens that expired")] = False,
+    url: UrlOption = None,
+    ticket: TicketOption = None,
+    data_dir: DataDirOption = None,
+    fingerprint: FingerprintOption = None,
+    insecure_http: InsecureHttpOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """List the join tokens issued with the coordinator's keys: unused, used, revoked.
+
+    The tokens themselves are not kept anywhere; their ids are (revoke takes an id or a
+    unique prefix). Needs an admin ticket.
+
+    Example: fogmesh token list --all --json
+    """
+    with client_for(url, ticket, data_dir, fingerprint, insecure_http) as client:
+        found = client.tokens(include_expired=include_all)
+    if as_json:
+        typer.echo(json.dumps(found))
+        return
+    table = Table()
+    table.add_column("token id", no_wrap=True)
+    for column in ("state", "created", "expires", "scopes", "url"):
+        table.add_column(column, overflow="fold")
+    for t in found:
+        state = str(t.get("state"))
+        table.add_row(
+            cell(t.get("id")),
+            Text(state, style=_TOKEN_STYLE.get(state, "")),
+            cell(_iso(t.get("created_at"))),
+            cell(_iso(t.get("expires_at"))),
+            cell(", ".join(map(str, t.get("scopes") or ()))),
+            cell(t.get("url")),
+        )
+    console.print(table)
+    if not found:
+        console.print("no join tokens" + ("" if include_all else " that are still valid"))
+
+
+@app.command("revoke")
+def revoke(
+    token_id: Annotated[
+        str, typer.Argument(help="token id (see token list) or a unique prefix", show_default=False)
+    ],
+    url: UrlOption = None,
+    ticket: TicketOption = None,
+    data_dir: DataDirOption = None,
+    fingerprint: FingerprintOption = None,
+    insecure_http: InsecureHttpOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Revoke an unused join token: the coordinator refuses it from now on, restarts included.
+
+    A token already used cannot be revoked: remove its device (fogmesh device rm) instead.
+    Needs an admin ticket.
+
+    Example: fogmesh token revoke Xq3v
+    """
+    with client_for(url, ticket, data_dir, fingerprint, insecure_http) as client:
+        found = client.revoke_token(resolve_token(client, token_id))
+    if as_json:
+        typer.echo(json.dumps(found))
+        return
+    console.print(Text(f"join token {found.get('id')} is {found.get('state')}"))

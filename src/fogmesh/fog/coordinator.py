@@ -75,6 +75,7 @@ from fogmesh.fog.tasks import (
     TaskType,
     validate_task,
 )
+from fogmesh.logs import TaskLog
 from fogmesh.mobile.policy import ResourceOptimization, ResourcePolicy, evaluate
 from fogmesh.store import ClusterRecord, DeviceRecord, DeviceStatus, Store, SubmitKey, open_store
 from fogmesh.store import Placement as StorePlacement
@@ -184,6 +185,11 @@ class FogCoordinator:
         self._counts: dict[TaskState, int] = dict.fromkeys(TaskState, 0)
         self._decisions: OrderedDict[str, Decision] = OrderedDict()
         self._waiters: dict[str, list[asyncio.Future[Task]]] = {}
+        # Task lifecycle lines (fogmesh.logs.TaskLog): the routine ones and the ones that say
+        # something went wrong have budgets of their own, so a flood of completions never
+        # hides a failure.
+        self._task_log = TaskLog(log)
+        self._trouble_log = TaskLog(log)
         self._stats = {
             "rounds": 0,
             "placements": 0,
@@ -323,6 +329,14 @@ class FogCoordinator:
         else:
             await store.add_task(task)
         self._track(task, None)
+        self._task_log.info(
+            "submitted",
+            "task %s submitted (%s, %s)",
+            task.id,
+            task.type.value,
+            task.priority.name.lower(),
+            task_id=task.id,
+        )
         self._kick()
         return task.id
 
@@ -358,6 +372,12 @@ class FogCoordinator:
             ids = [t.id for t in built]
         for task in built:
             self._track(task, None)
+        if len(built) == 1:
+            self._task_log.info("submitted", "task %s submitted", built[0].id, task_id=built[0].id)
+        else:
+            self._task_log.info(
+                "submitted", "%d tasks submitted (%s … %s)", len(built), built[0].id, built[-1].id
+            )
         self._kick()
         return ids
 
@@ -473,6 +493,9 @@ class FogCoordinator:
         if before is not None and before.assigned_device is not None:
             self._release(task_id, before.assigned_device)
         self._track(task, before)
+        self._trouble_log.info(
+            "cancelled", "task %s cancelled: %s", task_id, reason, task_id=task_id
+        )
         self._kick()
         return task
 
@@ -592,6 +615,7 @@ class FogCoordinator:
             self._stats["evictions"] += 1
             self._release(task_id, device_id)
             self._track(task, current)
+            self._requeued(task, device_id, reason)
             if self._stopper is not None:
                 try:
                     self._stopper(device_id, task_id, current.attempt, reason)
@@ -617,6 +641,7 @@ class FogCoordinator:
         await store.remove_device(device_id)
         self._devices.pop(device_id, None)
         self._fleet.remove(device_id)
+        log.info("device %s removed", device_id)
         self._clusters_dirty = True
         self._kick()
 
@@ -625,6 +650,11 @@ class FogCoordinator:
         status = DeviceStatus.DRAINING if draining else DeviceStatus.READY
         record = await store.set_device_status(device_id, status)
         self._adopt_device(record, record.labels)
+        log.info(
+            "device %s %s",
+            device_id,
+            "draining: no new work" if draining else "takes work again",
+        )
         self._kick()
         return record
 
@@ -763,6 +793,15 @@ class FogCoordinator:
                 self._adopt_device(known.record, known.labels)  # the new depth, now
         self._release(task_id, device_id)
         self._track(task, self._live.get(task_id))
+        self._task_log.info(
+            "completed",
+            "task %s completed on %s (attempt %d)",
+            task_id,
+            device_id,
+            attempt,
+            task_id=task_id,
+            device_id=device_id,
+        )
         self._kick()
         return task
 
@@ -779,14 +818,14 @@ class FogCoordinator:
         store = await self._ready()
         now = self.clock.time()
         self._check_lease(task_id, device_id, attempt)
+        why = str(error.get("reason", error.get("code")))
         if retry:
-            task = await store.requeue(
-                task_id, attempt, "failed", str(error.get("reason", error.get("code"))), now
-            )
+            task = await store.requeue(task_id, attempt, "failed", why, now)
         else:
             task = await store.fail(task_id, device_id, attempt, error, now)
         self._release(task_id, device_id)
         self._track(task, self._live.get(task_id))
+        self._requeued(task, device_id, f"failed: {why}" if retry else why)
         self._kick()
         return task
 
@@ -797,6 +836,7 @@ class FogCoordinator:
         task = await store.requeue(task_id, attempt, "refused", reason, self.clock.time())
         self._release(task_id, device_id)
         self._track(task, self._live.get(task_id))
+        self._requeued(task, device_id, f"refused: {reason}")
         self._kick()
         return task
 
@@ -914,6 +954,12 @@ class FogCoordinator:
             if self._deadline_due(now):
                 for task_id in await store.fail_expired(now):
                     self._track(await store.get_task(task_id), self._live.get(task_id))
+                    self._trouble_log.info(
+                        "failed",
+                        "task %s failed: its deadline passed before it was placed",
+                        task_id,
+                        task_id=task_id,
+                    )
             if not self._queue:
                 return Plan()
             index = self._fleet.index
@@ -988,6 +1034,7 @@ class FogCoordinator:
             self._stats["preemptions"] += 1
             self._release(p.task_id, p.device_id)
             self._track(task, current)
+            self._requeued(task, p.device_id, f"preempted: {p.reason}")
         for unplaced in plan.unplaced:
             self._remember(unplaced)
         for failure in plan.failed:
@@ -1009,6 +1056,16 @@ class FogCoordinator:
             self._remember(decision)
             self._track(outcome, self._live.get(outcome.id))
             self._stats["placements"] += 1
+            self._task_log.info(
+                "placed",
+                "task %s placed on %s (attempt %d, score %.3f)",
+                decision.task_id,
+                decision.device_id,
+                outcome.attempt,
+                decision.score,
+                task_id=decision.task_id,
+                device_id=decision.device_id,
+            )
         self._fleet.apply(replace(plan, placements=tuple(placed), preempted=()), now)
         if self._dispatcher is not None:
             for decision in placed:
@@ -1034,6 +1091,7 @@ class FogCoordinator:
             if expiry.device_id is not None:
                 self._release(expiry.task_id, expiry.device_id)
             self._track(task, self._live.get(expiry.task_id))
+            self._requeued(task, expiry.device_id, expiry.reason)
 
     async def _mark_lost(self, now: float) -> None:
         if now < self._next_lost_check:
@@ -1081,6 +1139,35 @@ class FogCoordinator:
             self._stats["requeues"] += 1
             self._release(task.id, device_id)
             self._track(requeued, self._live.get(task.id) or task)
+            self._requeued(requeued, device_id, reason)
+
+    def _requeued(self, task: Task, device_id: str | None, reason: str) -> None:
+        """The lifecycle line for a lease that ended without a result: back in the queue, or
+        failed for good when its attempts are spent."""
+        where = f" on {device_id}" if device_id else ""
+        if task.state is TaskState.PENDING:
+            self._trouble_log.info(
+                "requeued",
+                "task %s requeued (attempt %d%s ended): %s",
+                task.id,
+                task.attempt,
+                where,
+                reason,
+                task_id=task.id,
+                device_id=device_id,
+            )
+        elif task.state is TaskState.FAILED:
+            self._trouble_log.info(
+                "failed",
+                "task %s failed (attempt %d of %d%s): %s",
+                task.id,
+                task.attempt,
+                task.max_attempts,
+                where,
+                reason,
+                task_id=task.id,
+                device_id=device_id,
+            )
 
     def _release(self, task_id: str, device_id: str) -> None:
         self._releasing.setdefault(device_id, []).append(task_id)

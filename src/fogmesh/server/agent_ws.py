@@ -37,6 +37,7 @@ from fogmesh.errors import (
     TicketScopeError,
 )
 from fogmesh.fog.tasks import Task, TaskState
+from fogmesh.logs import TaskLog
 from fogmesh.mobile.policy import evaluate
 from fogmesh.security.handshake import AuthenticatedDevice, accept_device_hello
 from fogmesh.security.noise import NoiseResponder
@@ -112,6 +113,7 @@ class AgentHub:
         self._service = service
         self.sessions: dict[str, _Session] = {}
         self.setup = SetupGate(service.config.handshakes_at_once)
+        self._link_log = TaskLog(log)  # a connect storm of thousands: lines at a bounded rate
 
     # -- dispatch (called from the scheduling round) ---------------------------------------
     def dispatch(self, task: Task) -> None:
@@ -170,10 +172,18 @@ class AgentHub:
             return
         session = _Session(device.device_id, channel, ws)
         sender = asyncio.create_task(self._sender(session), name=f"agent-send-{device.device_id}")
+        self._link_log.info(
+            "connected", "agent %s connected", device.device_id, device_id=device.device_id
+        )
         try:
             await self._serve(session, device, ticket)
         except (_Closed, WebSocketDisconnect):
-            pass
+            self._link_log.info(
+                "disconnected",
+                "agent %s disconnected",
+                device.device_id,
+                device_id=device.device_id,
+            )
         except FogmeshError as exc:  # a broken frame or message ends the session, never the server
             log.info("agent %s session ended: %s", device.device_id, exc.reason)
             with contextlib.suppress(Exception):

@@ -96,5 +96,10 @@ class StoreSeenStore:
             self._unwritten = {**batch[0], **self._unwritten}
             self._unwritten_holders = {**batch[1], **self._unwritten_holders}
 
+    def is_spent(self, key: str) -> bool:
+        """Whether ``key`` was used (or revoked) and is still remembered."""
+        until = self._spent.get(key)
+        return until is not None and until >= self._clock.time()
+
     def __len__(self) -> int:
         return len(self._spent)

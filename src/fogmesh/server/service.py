@@ -17,17 +17,31 @@ import signal
 import socket
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fogmesh.clock import Clock, WallClock
-from fogmesh.errors import ConfigError, FogmeshError, ReplayError, TicketError
+from fogmesh.errors import (
+    ConfigError,
+    FogmeshError,
+    IllegalTransition,
+    NotFound,
+    ReplayError,
+    TicketError,
+)
 from fogmesh.fog.coordinator import FogCoordinator
 from fogmesh.fog.tasks import Task
 from fogmesh.security.keyfile import write_private_file
 from fogmesh.security.keys import CoordinatorKeys
 from fogmesh.security.selfsigned import CoordinatorCertificate, load_or_create_certificate
-from fogmesh.security.tickets import TicketIssuer, TicketVerifier
+from fogmesh.security.tickets import DEFAULT_SKEW, Ticket, TicketIssuer, TicketVerifier
+from fogmesh.security.token_journal import (
+    IssuedToken,
+    read_journal,
+    record_issued,
+    record_revoked,
+)
 from fogmesh.server.artefacts import ArtefactStore
 from fogmesh.server.auth import read_admin_ticket, write_admin_ticket
 from fogmesh.server.config import ServerConfig
@@ -230,6 +244,73 @@ class CoordinatorService:
         self.hub.cancel(before)
         return task
 
+    # -- join tokens (fogmesh.security.token_journal) -------------------------------------
+    def record_token(self, ticket: Ticket, url: str) -> None:
+        """Note an issued join token in the data directory's journal (blocking)."""
+        record_issued(
+            Path(self.config.data_dir),
+            token_id=ticket.ticket_id,
+            created_at=ticket.issued_at,
+            expires_at=ticket.expires_at,
+            scopes=ticket.scopes,
+            url=url,
+        )
+
+    def _token_json(self, token: IssuedToken, now: float) -> dict[str, Any]:
+        if token.revoked_at is not None:
+            state = "revoked"
+        elif self.seen.is_spent(token.id):
+            state = "used"
+        elif now > token.expires_at:
+            state = "expired"
+        else:
+            state = "unused"
+        return {
+            "id": token.id,
+            "state": state,
+            "created_at": token.created_at,
+            "expires_at": token.expires_at,
+            "revoked_at": token.revoked_at,
+            "scopes": list(token.scopes),
+            "url": token.url,
+        }
+
+    async def list_tokens(self, *, include_expired: bool = False) -> list[dict[str, Any]]:
+        """Join tokens issued with this coordinator's keys, oldest first; expired ones (and
+        ones whose use is no longer remembered) only with ``include_expired``."""
+        tokens = await asyncio.to_thread(read_journal, Path(self.config.data_dir))
+        now = self.clock.time()
+        listed = [self._token_json(t, now) for t in tokens]
+        if include_expired:
+            return listed
+        return [t for t in listed if now <= t["expires_at"] + DEFAULT_SKEW]
+
+    async def revoke_token(self, token_id: str) -> dict[str, Any]:
+        """Make an unused join token unusable: its id is spent durably (enrolment refuses it,
+        across restarts too) and the revocation is journalled. Revoking a revoked or expired
+        token changes nothing; a used one cannot be revoked (remove its device instead)."""
+        data_dir = Path(self.config.data_dir)
+        tokens = {t.id: t for t in await asyncio.to_thread(read_journal, data_dir)}
+        token = tokens.get(token_id)
+        if token is None:
+            raise NotFound(f"no join token {token_id!r} was issued here", token_id=token_id)
+        now = self.clock.time()
+        current = self._token_json(token, now)
+        if current["state"] in ("revoked", "expired"):
+            return current
+        if current["state"] == "used" or not self.seen.remember(
+            token_id, token.expires_at + DEFAULT_SKEW
+        ):
+            raise IllegalTransition(
+                f"join token {token_id} was already used to enrol a device; "
+                "remove that device with `fogmesh device rm` instead",
+                token_id=token_id,
+            )
+        await self.seen.persist()
+        await asyncio.to_thread(record_revoked, data_dir, token_id, now)
+        log.info("join token %s revoked", token_id)
+        return self._token_json(replace(token, revoked_at=now), now)
+
     def status(self) -> dict[str, Any]:
         status = self.coordinator.get_system_status()
         status["agents_connected"] = len(self.hub.sessions)
@@ -293,6 +374,8 @@ async def run_coordinator(config: ServerConfig, *, log_level: str = "info") -> N
                 app,
                 ssl_certfile=str(cert.cert_path) if cert else None,
                 ssl_keyfile=str(cert.key_path) if cert else None,
+                # uvicorn's lines go through our handlers (fogmesh.logs), in our format.
+                log_config=None,
                 log_level=log_level,
                 lifespan="off",
                 ws_max_size=1 << 17,
@@ -316,6 +399,7 @@ async def run_coordinator(config: ServerConfig, *, log_level: str = "info") -> N
                 else f"TLS certificate ({kind}) fingerprint {cert.fingerprint_text}",
                 flush=True,
             )
+        log.info("listening on %s (data in %s)", url, config.data_dir)
         await server.serve(sockets=[sock])
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):

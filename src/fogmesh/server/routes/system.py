@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -55,11 +56,66 @@ async def create_token(
     """A one-use join token for a new device (``fogmesh agent --join TOKEN``)."""
     service = request.app.state.service
     spec = body or TokenIn()
+    url = spec.url or service.config.url
     join, ticket = create_join_token(
         service.keys,
-        url=spec.url or service.config.url,
+        url=url,
         ttl=spec.ttl,
         clock=service.clock,
         tls_fingerprint=service.pinned_fingerprint,
     )
-    return {"token": join.encode(), "expires_at": ticket.expires_at}
+    await asyncio.to_thread(service.record_token, ticket, url)
+    return {"token": join.encode(), "id": ticket.ticket_id, "expires_at": ticket.expires_at}
+
+
+class TokenOut(BaseModel):
+    id: str = Field(description="the token's ticket id (not the token: it grants nothing)")
+    state: Literal["unused", "used", "revoked", "expired"]
+    created_at: float
+    expires_at: float
+    revoked_at: float | None
+    scopes: list[str]
+    url: str
+
+
+class TokenList(BaseModel):
+    tokens: list[TokenOut]
+
+
+_ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "no ticket, or one that does not verify"},
+    403: {"description": "the ticket lacks the admin scope"},
+    422: {"description": "invalid request"},
+}
+
+
+@router.get("/v1/tokens", response_model=TokenList, responses=_ADMIN_ERRORS)
+async def list_tokens(
+    request: Request,
+    _: AdminTicket,
+    include_expired: Annotated[bool, Query(alias="all", description="also expired tokens")] = False,
+) -> dict[str, Any]:
+    """Join tokens issued with this coordinator's keys (``fogmesh token create`` and ``POST
+    /v1/tokens``), oldest first: unused, used (a device enrolled with it), revoked, expired."""
+    tokens = await request.app.state.service.list_tokens(include_expired=include_expired)
+    return {"tokens": tokens}
+
+
+@router.delete(
+    "/v1/tokens/{token_id}",
+    response_model=TokenOut,
+    responses={
+        **_ADMIN_ERRORS,
+        404: {"description": "no such token was issued here"},
+        409: {"description": "the token was already used to enrol a device"},
+    },
+)
+async def revoke_token(
+    token_id: Annotated[str, Path(min_length=1, max_length=128)],
+    request: Request,
+    _: AdminTicket,
+) -> dict[str, Any]:
+    """Revoke an unused join token: enrolment refuses it from now on, across restarts.
+    Revoking a revoked or expired token answers it as it is."""
+    result: dict[str, Any] = await request.app.state.service.revoke_token(token_id)
+    return result

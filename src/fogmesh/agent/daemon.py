@@ -30,10 +30,10 @@ import msgspec
 from fogmesh.agent.link import AgentCredentials, Link, LinkRefused, open_link
 from fogmesh.agent.runner import PREFETCH, PREFETCH_MAX_S, RunLimits, RunOutcome
 from fogmesh.clock import Clock, WallClock
-from fogmesh.devices.model import DeviceProfile
+from fogmesh.devices.model import Accepts, DeviceProfile
 from fogmesh.devices.sensors import SensorSource, sensor_source_from_env
 from fogmesh.errors import FogmeshError, ModelNotFound, TransportError
-from fogmesh.fog.tasks import ModelPayload, Task
+from fogmesh.fog.tasks import ModelPayload, Task, payload_refusal
 from fogmesh.mobile.modes import PowerMode
 from fogmesh.mobile.policy import ResourceOptimization
 from fogmesh.mobile.resource_manager import MobileResourceManager
@@ -91,6 +91,8 @@ class Runner(Protocol):
     ) -> RunOutcome: ...
     async def cancel(self, task_id: str) -> bool: ...
     def capabilities(self) -> dict[str, Any]: ...
+    def accepts(self) -> Accepts | None:
+        """The payloads it runs (advertised in every profile); None: does not say."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -214,6 +216,7 @@ class AgentDaemon:
         self.sessions = 0  # sessions that reached Welcome
         self.disconnects = 0  # of those, how many have ended
         self.creds: AgentCredentials | None = None
+        self._accepts: Accepts | None = None  # the runner's, read once at start
 
     @property
     def device_id(self) -> str:
@@ -229,6 +232,7 @@ class AgentDaemon:
         """Stay connected until ``stop`` is set; ``LinkRefused`` (bad key or ticket) ends it."""
         stop = stop or asyncio.Event()
         self.creds = await asyncio.to_thread(self._credentials)
+        self._accepts = self.runner.accepts()
         await self.runner.start()
         delay = self.config.backoff_initial
         try:
@@ -354,7 +358,9 @@ class AgentDaemon:
 
     async def _read(self) -> tuple[DeviceProfile, ResourceOptimization]:
         profile = await asyncio.to_thread(self.sensors.read)
-        profile = profile.replace(device_id=self.device_id, timestamp=self.clock.time())
+        profile = profile.replace(
+            device_id=self.device_id, timestamp=self.clock.time(), accepts=self._accepts
+        )
         optimization = await self.manager.optimize_for_device(profile)
         self._optimization = optimization
         self._reading = (self.clock.time(), profile, optimization)
@@ -447,20 +453,47 @@ class AgentDaemon:
         key = (task.id, task.attempt)
         if key in self._running or key in self._outbox:
             return  # a re-sent lease we already hold
-        profile, optimization = await self._recent_read()
-        reason = self._refusal(optimization)
-        if reason is not None:
-            refused = Refused(task_id=task.id, attempt=task.attempt, reason=reason)
-            self._outbox[key] = refused
-            await self._send(refused)
+        try:
+            accepts = self._accepts
+            refusal = None if accepts is None else payload_refusal(accepts, task.payload)
+            if refusal is not None:  # before anything is fetched or reserved for it
+                await self._refuse(task, refusal[1], refusal[0])
+                return
+            profile, optimization = await self._recent_read()
+            reason = self._refusal(optimization)
+            if reason is not None:
+                await self._refuse(task, reason, "policy")
+                return
+            limits = compute_limits(
+                task,
+                optimization,
+                profile.capabilities.cpu_cores_logical,
+                self.config.timeout_multiplier,
+            )
+        except Exception as exc:  # a bug here must end the lease with a report, not a hang
+            await self._agent_error(task, "accepting", exc)
             return
-        limits = compute_limits(
-            task,
-            optimization,
-            profile.capabilities.cpu_cores_logical,
-            self.config.timeout_multiplier,
-        )
         self._running[key] = asyncio.create_task(self._execute(task, limits), name=task.id)
+
+    async def _refuse(self, task: Task, reason: str, code: str) -> None:
+        log.info("refused task %s: %s", task.id, reason)
+        refused = Refused(task_id=task.id, attempt=task.attempt, reason=reason, code=code)
+        self._outbox[(task.id, task.attempt)] = refused
+        await self._send(refused)
+
+    async def _agent_error(self, task: Task, stage: str, exc: Exception) -> None:
+        """Report an error of the agent's own (not the task's) while ``stage`` as the lease's
+        failure, with its reason, and log it with its traceback."""
+        log.exception("task %s failed while %s", task.id, stage)
+        reason = f"agent error while {stage}: {getattr(exc, 'reason', None) or exc!r}"
+        failed = ResultMsg(
+            task_id=task.id,
+            attempt=task.attempt,
+            status="failed",
+            error={"code": "agent_error", "reason": reason},
+        )
+        self._outbox[(task.id, task.attempt)] = failed
+        await self._send_result(failed)
 
     def _refusal(self, optimization: ResourceOptimization) -> str | None:
         reason = self._policy_refusal(optimization)
@@ -585,17 +618,18 @@ class AgentDaemon:
             raise
         if reason is not None:
             self._running.pop(key, None)
-            refused = Refused(task_id=task.id, attempt=task.attempt, reason=reason)
-            self._outbox[key] = refused
-            await self._send(refused)
+            await self._refuse(task, reason, "policy")
             return
         try:
-            missing = await self._ensure_model(task)
-            if missing is not None:
-                refused = Refused(task_id=task.id, attempt=task.attempt, reason=missing)
+            try:
+                missing = await self._ensure_model(task)
+            except Exception as exc:  # e.g. the model cache failing: reported, never a hang
                 self._running.pop(key, None)
-                self._outbox[key] = refused
-                await self._send(refused)
+                await self._agent_error(task, "preparing its model", exc)
+                return
+            if missing is not None:
+                self._running.pop(key, None)
+                await self._refuse(task, missing[1], missing[0])
                 return
             await self._run_task(task, limits)
         finally:
@@ -614,9 +648,9 @@ class AgentDaemon:
         resolved: Path | None = self.model_cache().resolve(model_id)
         return resolved
 
-    async def _ensure_model(self, task: Task) -> str | None:
+    async def _ensure_model(self, task: Task) -> tuple[str, str] | None:
         """Fetch a ``model`` task's model from the coordinator if this device lacks it; the
-        reason to refuse the task if that fails (another device may hold it)."""
+        refusal (code, reason) if that fails (another device may hold it)."""
         payload = task.payload
         if not isinstance(payload, ModelPayload):
             return None
@@ -627,7 +661,10 @@ class AgentDaemon:
         if fetch is None:
             link = self._link
             if link is None:
-                return f"model {model_id} is not on this device and the coordinator is away"
+                return (
+                    "policy",
+                    f"model {model_id} is not on this device and the coordinator is away",
+                )
             fetch = self._fetches[model_id] = asyncio.get_running_loop().create_future()
             await link.channel.send(ModelFetch(model_id=model_id))
         try:
@@ -635,9 +672,11 @@ class AgentDaemon:
                 await asyncio.shield(fetch)
         except TimeoutError:
             self._fetches.pop(model_id, None)
-            return f"model {model_id} did not arrive within {self.config.model_fetch_timeout:g} s"
+            return "model_unavailable", (
+                f"model {model_id} did not arrive within {self.config.model_fetch_timeout:g} s"
+            )
         except FogmeshError as exc:
-            return f"model {model_id} unavailable: {exc.reason}"
+            return "model_unavailable", f"model {model_id} unavailable: {exc.reason}"
         return None
 
     def _on_model_message(self, message: ModelOffer | ModelData | ModelUnavailable) -> None:

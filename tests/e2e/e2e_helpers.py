@@ -87,7 +87,9 @@ class Fog:
         token: str = r.json()["token"]
         return token
 
-    def start_agent(self, name: str, *, profile: str = "desktop", join: bool = True) -> None:
+    def start_agent(
+        self, name: str, *, profile: str = "desktop", join: bool = True, extra: list[str] = ()
+    ) -> None:
         args = [
             "agent",
             "--data-dir", str(self.root / name),
@@ -99,7 +101,7 @@ class Fog:
         ]  # fmt: skip
         if join:
             args += ["--join", self.token()]
-        self._spawn(name, args)
+        self._spawn(name, [*args, *extra])
 
     def kill(self, name: str) -> None:
         proc = self.procs.pop(name)

@@ -8,7 +8,9 @@ from typing import Any
 import msgspec
 import pytest
 
+from fogmesh.devices.emulated import preset
 from fogmesh.devices.model import Accepts
+from fogmesh.errors import StoreError
 from fogmesh.fog.scheduler import (
     PASS,
     ClusterSnapshot,
@@ -28,6 +30,8 @@ from fogmesh.fog.tasks import (
     Task,
     TaskType,
 )
+from fogmesh.store.base import profile_from_dict
+from fogmesh.wire.messages import Register, decode, encode
 
 CFG = SchedulerConfig()
 WORKLOADS = Accepts(python_modules=("fogmesh.agent.workloads", "mylab"), models=True)
@@ -165,3 +169,35 @@ def test_a_task_refused_by_one_device_goes_to_another() -> None:
     for seed in range(20):  # whatever the sample order
         plan = place(fleet, [refused], 3.0, config=CFG, rng_seed=seed)
         assert [p.device_id for p in plan.placements] == ["b"]
+
+
+# -- the advertisement: in the profile, over the wire, and what a malformed one gives ----------
+
+
+def test_accepts_travels_in_the_profile_and_an_old_profile_has_none() -> None:
+
+    profile = preset("desktop").replace(device_id="d1", accepts=WORKLOADS)
+    sent = decode(encode(Register(profile=profile.to_dict())))
+    assert isinstance(sent, Register)
+    assert profile_from_dict(sent.profile).accepts == WORKLOADS
+    old = profile.to_dict()
+    del old["accepts"]  # an agent from before the field: placed as before
+    assert profile_from_dict(old).accepts is None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"python_modules": "fogmesh"},
+        {"python_modules": [["x"]]},
+        {"python_modules": [""]},
+        {"python_modules": ["m"] * 257},
+        {"commands": "yes"},
+        ["fogmesh"],
+    ],
+)
+def test_a_malformed_accepts_is_a_clear_error(bad: object) -> None:
+
+    data = {**preset("desktop").replace(device_id="d1").to_dict(), "accepts": bad}
+    with pytest.raises(StoreError, match="accepts"):
+        profile_from_dict(data)  # the agent endpoint answers it as a protocol error

@@ -152,16 +152,25 @@ class Accepts:
         if not isinstance(data, dict):
             raise TypeError("accepts must be a map")
         modules = data.get("python_modules", ())
-        if not isinstance(modules, list | tuple) or not all(
-            isinstance(m, str) and m for m in modules
-        ):
+        if not isinstance(modules, (list, tuple)):
             raise TypeError("accepts.python_modules must be a list of module names")
-        if len(modules) > _MAX_ACCEPTED_MODULES:
-            raise ValueError(f"accepts.python_modules lists more than {_MAX_ACCEPTED_MODULES}")
         commands, models = data.get("commands", False), data.get("models", False)
         if not isinstance(commands, bool) or not isinstance(models, bool):
             raise TypeError("accepts.commands and accepts.models must be booleans")
-        return cls(tuple(modules), commands, models)
+        # Agents send the same value with every heartbeat: checked once, then shared.
+        try:
+            return _accepts(tuple(modules), commands, models)
+        except TypeError:  # an unhashable item
+            raise TypeError("accepts.python_modules must be a list of module names") from None
+
+
+@functools.lru_cache(maxsize=1024)
+def _accepts(modules: tuple[str, ...], commands: bool, models: bool) -> Accepts:
+    if not all(isinstance(m, str) and m for m in modules):
+        raise TypeError("accepts.python_modules must be a list of module names")
+    if len(modules) > _MAX_ACCEPTED_MODULES:
+        raise ValueError(f"accepts.python_modules lists more than {_MAX_ACCEPTED_MODULES}")
+    return Accepts(modules, commands, models)
 
 
 @dataclass(frozen=True, slots=True)

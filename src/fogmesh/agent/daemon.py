@@ -486,11 +486,15 @@ class AgentDaemon:
         failure, with its reason, and log it with its traceback."""
         log.exception("task %s failed while %s", task.id, stage)
         reason = f"agent error while {stage}: {getattr(exc, 'reason', None) or exc!r}"
+        await self._report_failure(task, "agent_error", reason)
+
+    async def _report_failure(self, task: Task, code: str, reason: str) -> None:
+        log.info("task %s failed: %s", task.id, reason)
         failed = ResultMsg(
             task_id=task.id,
             attempt=task.attempt,
             status="failed",
-            error={"code": "agent_error", "reason": reason},
+            error={"code": code, "reason": reason},
         )
         self._outbox[(task.id, task.attempt)] = failed
         await self._send_result(failed)
@@ -629,7 +633,11 @@ class AgentDaemon:
                 return
             if missing is not None:
                 self._running.pop(key, None)
-                await self._refuse(task, missing[1], missing[0])
+                code, why = missing
+                if code == "model_unknown":  # the coordinator has no such model: no device will
+                    await self._report_failure(task, code, why)
+                else:
+                    await self._refuse(task, why, code)
                 return
             await self._run_task(task, limits)
         finally:
@@ -649,8 +657,11 @@ class AgentDaemon:
         return resolved
 
     async def _ensure_model(self, task: Task) -> tuple[str, str] | None:
-        """Fetch a ``model`` task's model from the coordinator if this device lacks it; the
-        refusal (code, reason) if that fails (another device may hold it)."""
+        """Fetch a ``model`` task's model from the coordinator if this device lacks it; if that
+        fails, (code, reason): ``model_unknown`` when the coordinator has no such model (the
+        task fails), ``model_unavailable`` when it did not arrive in time (another device may
+        do better), ``policy`` when the link or the transfer broke (this device may try again
+        later)."""
         payload = task.payload
         if not isinstance(payload, ModelPayload):
             return None
@@ -675,8 +686,10 @@ class AgentDaemon:
             return "model_unavailable", (
                 f"model {model_id} did not arrive within {self.config.model_fetch_timeout:g} s"
             )
+        except ModelNotFound as exc:
+            return "model_unknown", f"model {model_id} unavailable: {exc.reason}"
         except FogmeshError as exc:
-            return "model_unavailable", f"model {model_id} unavailable: {exc.reason}"
+            return "policy", f"model {model_id} could not be fetched now: {exc.reason}"
         return None
 
     def _on_model_message(self, message: ModelOffer | ModelData | ModelUnavailable) -> None:

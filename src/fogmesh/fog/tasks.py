@@ -249,8 +249,8 @@ def _is_model_id(value: object) -> bool:
 
 def _model_id_text(value: object) -> str:
     return (
-        f"model id {value!r} must be 1–128 characters of letters, digits, '.', '_', '-' and "
-        "start with a letter or digit"
+        f"model id {str(value)[:200]!r} must be 1–128 characters of letters, digits, '.', "
+        "'_', '-' and start with a letter or digit"
     )
 
 

@@ -136,7 +136,10 @@ class Accepts:
     models: bool = False  # runs ``model`` payloads (an ONNX runtime and a model cache)
 
     def allows_module(self, module: str) -> bool:
-        return any(module == p or module.startswith(p + ".") for p in self.python_modules)
+        for prefix in self.python_modules:  # (a loop: the scheduler asks this per candidate)
+            if module == prefix or module.startswith(prefix + "."):
+                return True
+        return False
 
     def to_dict(self) -> dict[str, Any]:
         return {

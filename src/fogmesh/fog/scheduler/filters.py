@@ -153,10 +153,16 @@ class PayloadFilter(Filter):
         accepts = node.accepts
         if accepts is None:
             return PASS
+        key = need.payload_key
+        if key is not None:  # the common answers without building a reason
+            kind = key[0]
+            if kind == "python":
+                if accepts.allows_module(key[1]):
+                    return PASS
+            elif accepts.commands if kind == "command" else accepts.models:
+                return PASS
         refusal = payload_refusal(accepts, need.task.payload)
-        if refusal is None:
-            return PASS
-        return never(*refusal)
+        return PASS if refusal is None else never(*refusal)
 
 
 class RefusedFilter(Filter):

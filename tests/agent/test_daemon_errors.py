@@ -146,3 +146,29 @@ async def test_a_refusal_moves_the_task_on_uncharged_and_not_back(tmp_path: Path
                 (other.device_id, "completed"),
             ]
             assert len(old.runs) == 1  # offered once, never again: no refusal loop
+
+
+class PreAcceptsRunner(FakeRunner):
+    """An embedder's runner written before ``accepts()`` existed."""
+
+    accepts = None  # type: ignore[assignment]
+
+
+async def test_a_runner_without_accepts_still_serves_and_advertises_nothing(
+    tmp_path: Path,
+) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        service = await stack.enter_async_context(running_coordinator(tmp_path / "coord"))
+        daemon = await stack.enter_async_context(
+            agent(tmp_path / "a", join_token(service), PreAcceptsRunner())
+        )
+        await eventually(lambda: daemon.device_id in service.hub.sessions)
+        task_id = await service.coordinator.submit_task(
+            "inference",
+            cpu_cores=0.5,
+            estimated_duration=2,
+            payload={"type": "python", "function": "mylab.train:step"},
+        )
+        done = await service.coordinator.wait_for(task_id, timeout=10)
+        assert done.state is TaskState.COMPLETED
+        assert [n.accepts for n in service.coordinator.nodes()] == [None]

@@ -232,7 +232,9 @@ class AgentDaemon:
         """Stay connected until ``stop`` is set; ``LinkRefused`` (bad key or ticket) ends it."""
         stop = stop or asyncio.Event()
         self.creds = await asyncio.to_thread(self._credentials)
-        self._accepts = self.runner.accepts()
+        # A runner from before ``accepts`` (an embedder's, --runner) advertises nothing.
+        advertise = getattr(self.runner, "accepts", None)
+        self._accepts = advertise() if callable(advertise) else None
         await self.runner.start()
         delay = self.config.backoff_initial
         try:

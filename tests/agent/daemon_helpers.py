@@ -11,6 +11,7 @@ from typing import Any
 import uvicorn
 
 from fogmesh.agent.runner import RunLimits, RunOutcome
+from fogmesh.devices.model import Accepts
 from fogmesh.fog.coordinator import CoordinatorConfig
 from fogmesh.fog.lifecycle import LifecycleConfig
 from fogmesh.fog.tasks import PythonPayload, Task
@@ -27,6 +28,7 @@ class FakeRunner:
         self.cancelled: list[str] = []
         self.started = False
         self._cancel: dict[str, asyncio.Event] = {}
+        self.accepted: Accepts | None = None
 
     async def start(self) -> None:
         self.started = True
@@ -66,6 +68,9 @@ class FakeRunner:
 
     def capabilities(self) -> dict[str, Any]:
         return {"python": ["fake"]}
+
+    def accepts(self) -> Accepts | None:
+        return self.accepted  # None: says nothing, as agents before ``accepts`` did
 
 
 class _QuietServer(uvicorn.Server):

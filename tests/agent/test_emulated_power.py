@@ -288,6 +288,9 @@ class _Measured:
     def capabilities(self) -> dict[str, object]:
         return {"python": ["x"]}
 
+    def accepts(self) -> None:
+        return None
+
 
 def _task(function: str, args: dict[str, object]) -> Task:
     return Task(

@@ -88,7 +88,13 @@ class Fog:
         return token
 
     def start_agent(
-        self, name: str, *, profile: str = "desktop", join: bool = True, token: str | None = None
+        self,
+        name: str,
+        *,
+        profile: str = "desktop",
+        join: bool = True,
+        token: str | None = None,
+        extra: list[str] = (),
     ) -> None:
         args = [
             "agent",
@@ -101,7 +107,7 @@ class Fog:
         ]  # fmt: skip
         if join:
             args += ["--join", token or self.token()]
-        self._spawn(name, args)
+        self._spawn(name, [*args, *extra])
 
     def kill(self, name: str) -> None:
         proc = self.procs.pop(name)

@@ -493,3 +493,15 @@ async def test_a_device_holding_the_model_is_preferred(fog: FogCoordinator) -> N
     assert fog.get_task_status(task_id)["device"] == "holder"
     record = await fog.remove_deployed_model("holder", "tutor_v1")
     assert record.models == ()
+
+
+async def test_a_batch_that_is_wholly_a_retry_stores_nothing_and_answers_the_same_ids(
+    fog: FogCoordinator,
+) -> None:
+    specs = [
+        {"task_type": "preprocessing", "cpu_cores": 0.5, "idempotency_key": f"batch-{i}"}
+        for i in range(3)
+    ]
+    first = await fog.submit_tasks(specs)
+    assert await fog.submit_tasks(specs) == first  # nothing new: no task to log or track
+    assert [(await fog.get_task(i)).id for i in first] == first

@@ -292,7 +292,7 @@ def test_a_filter_that_does_not_apply_passes_every_device(flt: Any) -> None:
 
 def test_never_rules_run_before_not_now_rules() -> None:
     names = [f.name for f in default_filters(CFG)]
-    never_rules = {"device_type", "site", "gpu", "model", "hardware"}
+    never_rules = {"device_type", "site", "gpu", "model", "payload", "hardware"}
     last_never = max(i for i, n in enumerate(names) if n in never_rules)
     first_other = min(i for i, n in enumerate(names) if n not in never_rules)
     assert last_never < first_other

@@ -317,24 +317,28 @@ async def test_requeue_fails_the_task_with_its_history_once_attempts_are_used(
         again = await store.requeue(task.id, attempt, outcome, f"r{attempt}", T0 + attempt)
         assert again.state is TaskState.PENDING
     await store.place(task.id, "d3", 2, T0 + 3)
-    final = await store.requeue(task.id, 3, "refused", "too hot", T0 + 4)
+    final = await store.requeue(task.id, 3, "failed", "too hot", T0 + 4)
     assert final.state is TaskState.FAILED
     assert final.error is not None and final.error["code"] == "max_attempts"
     assert final.finished_at == T0 + 4
     assert [(h.attempt, h.device_id, h.outcome, h.reason) for h in final.history] == [
         (1, "d1", "lost", "r1"),
         (2, "d2", "timeout", "r2"),
-        (3, "d3", "refused", "too hot"),
+        (3, "d3", "failed", "too hot"),
     ]
     assert await store.get_task(task.id) == final
     assert await store.pending_tasks() == []
 
 
-async def test_preemption_is_not_charged_as_an_attempt(store: Store, make_task: MakeTask) -> None:
+@pytest.mark.parametrize("outcome", ["preempted", "refused", "not_accepted"])
+async def test_preemption_and_refusals_are_not_charged_as_an_attempt(
+    store: Store, make_task: MakeTask, outcome: str
+) -> None:
+    # A device that refuses a task (its policy, or a payload it does not take) burns nothing.
     task = await added(store, make_task, max_attempts=1)
     for attempt in (1, 2, 3):
         await store.place(task.id, "d", attempt - 1, T0)
-        t = await store.requeue(task.id, attempt, "preempted", "critical work", T0)
+        t = await store.requeue(task.id, attempt, outcome, "not the task's fault", T0)
         assert t.state is TaskState.PENDING
     await store.place(task.id, "d", 3, T0)
     assert (await store.requeue(task.id, 4, "lost", "gone", T0)).state is TaskState.FAILED

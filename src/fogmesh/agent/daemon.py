@@ -30,10 +30,10 @@ import msgspec
 from fogmesh.agent.link import AgentCredentials, Link, LinkRefused, open_link
 from fogmesh.agent.runner import PREFETCH, PREFETCH_MAX_S, RunLimits, RunOutcome
 from fogmesh.clock import Clock, WallClock
-from fogmesh.devices.model import DeviceProfile
+from fogmesh.devices.model import Accepts, DeviceProfile
 from fogmesh.devices.sensors import SensorSource, sensor_source_from_env
 from fogmesh.errors import FogmeshError, ModelNotFound, TransportError
-from fogmesh.fog.tasks import ModelPayload, Task
+from fogmesh.fog.tasks import ModelPayload, Task, payload_refusal
 from fogmesh.logs import TaskLog
 from fogmesh.mobile.modes import PowerMode
 from fogmesh.mobile.policy import ResourceOptimization
@@ -92,6 +92,8 @@ class Runner(Protocol):
     ) -> RunOutcome: ...
     async def cancel(self, task_id: str) -> bool: ...
     def capabilities(self) -> dict[str, Any]: ...
+    def accepts(self) -> Accepts | None:
+        """The payloads it runs (advertised in every profile); None: does not say."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -218,6 +220,7 @@ class AgentDaemon:
         self._task_log = TaskLog(log)  # started/completed lines (fogmesh.logs: rate-bounded)
         self._trouble_log = TaskLog(log)  # refused/failed lines, with a budget of their own
         self._link_lost_at: float | None = None  # when the last session ended (for "reconnected")
+        self._accepts: Accepts | None = None  # the runner's, read once at start
 
     @property
     def device_id(self) -> str:
@@ -233,6 +236,9 @@ class AgentDaemon:
         """Stay connected until ``stop`` is set; ``LinkRefused`` (bad key or ticket) ends it."""
         stop = stop or asyncio.Event()
         self.creds = await asyncio.to_thread(self._credentials)
+        # A runner from before ``accepts`` (an embedder's, --runner) advertises nothing.
+        advertise = getattr(self.runner, "accepts", None)
+        self._accepts = advertise() if callable(advertise) else None
         await self.runner.start()
         delay = self.config.backoff_initial
         try:
@@ -367,7 +373,9 @@ class AgentDaemon:
 
     async def _read(self) -> tuple[DeviceProfile, ResourceOptimization]:
         profile = await asyncio.to_thread(self.sensors.read)
-        profile = profile.replace(device_id=self.device_id, timestamp=self.clock.time())
+        profile = profile.replace(
+            device_id=self.device_id, timestamp=self.clock.time(), accepts=self._accepts
+        )
         optimization = await self.manager.optimize_for_device(profile)
         self._optimization = optimization
         self._reading = (self.clock.time(), profile, optimization)
@@ -460,24 +468,54 @@ class AgentDaemon:
         key = (task.id, task.attempt)
         if key in self._running or key in self._outbox:
             return  # a re-sent lease we already hold
-        profile, optimization = await self._recent_read()
-        reason = self._refusal(optimization)
-        if reason is not None:
-            self._log_refused(task, reason)
-            refused = Refused(task_id=task.id, attempt=task.attempt, reason=reason)
-            self._outbox[key] = refused
-            await self._send(refused)
+        try:
+            accepts = self._accepts
+            refusal = None if accepts is None else payload_refusal(accepts, task.payload)
+            if refusal is not None:  # before anything is fetched or reserved for it
+                await self._refuse(task, refusal[1], refusal[0])
+                return
+            profile, optimization = await self._recent_read()
+            reason = self._refusal(optimization)
+            if reason is not None:
+                await self._refuse(task, reason, "policy")
+                return
+            limits = compute_limits(
+                task,
+                optimization,
+                profile.capabilities.cpu_cores_logical,
+                self.config.timeout_multiplier,
+            )
+        except Exception as exc:  # a bug here must end the lease with a report, not a hang
+            await self._agent_error(task, "accepting", exc)
             return
-        limits = compute_limits(
-            task,
-            optimization,
-            profile.capabilities.cpu_cores_logical,
-            self.config.timeout_multiplier,
-        )
         self._running[key] = asyncio.create_task(self._execute(task, limits), name=task.id)
 
     def _log_refused(self, task: Task, reason: str) -> None:
         self._trouble_log.info("refused", "task %s refused: %s", task.id, reason, task_id=task.id)
+
+    async def _refuse(self, task: Task, reason: str, code: str) -> None:
+        self._log_refused(task, reason)
+        refused = Refused(task_id=task.id, attempt=task.attempt, reason=reason, code=code)
+        self._outbox[(task.id, task.attempt)] = refused
+        await self._send(refused)
+
+    async def _agent_error(self, task: Task, stage: str, exc: Exception) -> None:
+        """Report an error of the agent's own (not the task's) while ``stage`` as the lease's
+        failure, with its reason, and log it with its traceback."""
+        log.exception("task %s failed while %s", task.id, stage)
+        reason = f"agent error while {stage}: {getattr(exc, 'reason', None) or exc!r}"
+        await self._report_failure(task, "agent_error", reason)
+
+    async def _report_failure(self, task: Task, code: str, reason: str) -> None:
+        self._trouble_log.info("failed", "task %s failed: %s", task.id, reason, task_id=task.id)
+        failed = ResultMsg(
+            task_id=task.id,
+            attempt=task.attempt,
+            status="failed",
+            error={"code": code, "reason": reason},
+        )
+        self._outbox[(task.id, task.attempt)] = failed
+        await self._send_result(failed)
 
     def _refusal(self, optimization: ResourceOptimization) -> str | None:
         reason = self._policy_refusal(optimization)
@@ -602,19 +640,22 @@ class AgentDaemon:
             raise
         if reason is not None:
             self._running.pop(key, None)
-            self._log_refused(task, reason)
-            refused = Refused(task_id=task.id, attempt=task.attempt, reason=reason)
-            self._outbox[key] = refused
-            await self._send(refused)
+            await self._refuse(task, reason, "policy")
             return
         try:
-            missing = await self._ensure_model(task)
-            if missing is not None:
-                self._log_refused(task, missing)
-                refused = Refused(task_id=task.id, attempt=task.attempt, reason=missing)
+            try:
+                missing = await self._ensure_model(task)
+            except Exception as exc:  # e.g. the model cache failing: reported, never a hang
                 self._running.pop(key, None)
-                self._outbox[key] = refused
-                await self._send(refused)
+                await self._agent_error(task, "preparing its model", exc)
+                return
+            if missing is not None:
+                self._running.pop(key, None)
+                code, why = missing
+                if code == "model_unknown":  # the coordinator has no such model: no device will
+                    await self._report_failure(task, code, why)
+                else:
+                    await self._refuse(task, why, code)
                 return
             await self._run_task(task, limits)
         finally:
@@ -633,9 +674,12 @@ class AgentDaemon:
         resolved: Path | None = self.model_cache().resolve(model_id)
         return resolved
 
-    async def _ensure_model(self, task: Task) -> str | None:
-        """Fetch a ``model`` task's model from the coordinator if this device lacks it; the
-        reason to refuse the task if that fails (another device may hold it)."""
+    async def _ensure_model(self, task: Task) -> tuple[str, str] | None:
+        """Fetch a ``model`` task's model from the coordinator if this device lacks it; if that
+        fails, (code, reason): ``model_unknown`` when the coordinator has no such model (the
+        task fails), ``model_unavailable`` when it did not arrive in time (another device may
+        do better), ``policy`` when the link or the transfer broke (this device may try again
+        later)."""
         payload = task.payload
         if not isinstance(payload, ModelPayload):
             return None
@@ -646,7 +690,10 @@ class AgentDaemon:
         if fetch is None:
             link = self._link
             if link is None:
-                return f"model {model_id} is not on this device and the coordinator is away"
+                return (
+                    "policy",
+                    f"model {model_id} is not on this device and the coordinator is away",
+                )
             fetch = self._fetches[model_id] = asyncio.get_running_loop().create_future()
             await link.channel.send(ModelFetch(model_id=model_id))
         try:
@@ -654,9 +701,13 @@ class AgentDaemon:
                 await asyncio.shield(fetch)
         except TimeoutError:
             self._fetches.pop(model_id, None)
-            return f"model {model_id} did not arrive within {self.config.model_fetch_timeout:g} s"
+            return "model_unavailable", (
+                f"model {model_id} did not arrive within {self.config.model_fetch_timeout:g} s"
+            )
+        except ModelNotFound as exc:
+            return "model_unknown", f"model {model_id} unavailable: {exc.reason}"
         except FogmeshError as exc:
-            return f"model {model_id} unavailable: {exc.reason}"
+            return "policy", f"model {model_id} could not be fetched now: {exc.reason}"
         return None
 
     def _on_model_message(self, message: ModelOffer | ModelData | ModelUnavailable) -> None:

@@ -32,7 +32,7 @@ from fogmesh.agent.runner import RunLimits, RunOutcome
 from fogmesh.clock import Clock, WallClock
 from fogmesh.devices.classify import Classification
 from fogmesh.devices.emulated import preset, resolve_profile
-from fogmesh.devices.model import DeviceCapabilities, DeviceProfile, DeviceType
+from fogmesh.devices.model import Accepts, DeviceCapabilities, DeviceProfile, DeviceType
 from fogmesh.errors import ConfigError
 from fogmesh.fog.tasks import Task
 from fogmesh.sim.power import PRESET_SPECS, BatteryState, DevicePowerSpec, battery_step, power_w
@@ -316,3 +316,6 @@ class MeteredRunner:
 
     def capabilities(self) -> dict[str, Any]:
         return self.inner.capabilities()
+
+    def accepts(self) -> Accepts | None:
+        return self.inner.accepts()

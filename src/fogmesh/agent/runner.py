@@ -42,6 +42,7 @@ from fogmesh.agent._cgroup import CpuCgroup
 from fogmesh.agent._dutycycle import process_cpu_seconds
 from fogmesh.agent._ipc import Done, Kill, Ready, Run, Started
 from fogmesh.agent._pool import Worker
+from fogmesh.devices.model import Accepts
 from fogmesh.errors import DeviceError
 from fogmesh.fog.tasks import CommandPayload, ModelPayload, PythonPayload, Task
 
@@ -188,6 +189,7 @@ class TaskRunner:
         self._closing = False  # shutting down (closed, or a failed start): no replacements
         self._ncpu = os.cpu_count() or 1
         self._start_lock = asyncio.Lock()
+        self._onnx: bool | None = None  # onnxruntime is installed (looked up on first ask)
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -285,6 +287,20 @@ class TaskRunner:
             "payloads": ["python", "model"] + (["command"] if self.config.allow_commands else []),
         }
 
+    def accepts(self) -> Accepts:
+        """The payloads this runner runs, as the agent advertises them (the scheduler places
+        by it): what ``_prepare`` would not refuse."""
+        return Accepts(
+            python_modules=tuple(self.config.allowed_modules),
+            commands=self.config.allow_commands,
+            models=self.config.model_resolver is not None and self._has_onnx(),
+        )
+
+    def _has_onnx(self) -> bool:
+        if self._onnx is None:
+            self._onnx = importlib.util.find_spec("onnxruntime") is not None
+        return self._onnx
+
     def allowed(self, module: str) -> bool:
         return any(module == p or module.startswith(p + ".") for p in self.config.allowed_modules)
 
@@ -304,6 +320,8 @@ class TaskRunner:
                 return _refused("bad_args", f"args are not JSON: {exc}")
             return Run(id=task.id, kind="python", module=module, function=name, args=args)
         if isinstance(payload, ModelPayload):
+            if not self._has_onnx():
+                return _refused("models_unsupported", "this agent has no ONNX runtime")
             return await self._prepare_model(task.id, payload)
         if isinstance(payload, CommandPayload):
             if not self.config.allow_commands:

@@ -6,6 +6,7 @@ import asyncio
 import importlib
 import signal
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -44,7 +45,13 @@ def _named(labels: dict[str, str], name: str | None) -> dict[str, str]:
     return {**labels, "name": chosen}
 
 
-def _runner(spec: str | None, allow_commands: bool, workers: int, data_dir: Path) -> Runner:
+def _runner(
+    spec: str | None,
+    allow_commands: bool,
+    workers: int,
+    data_dir: Path,
+    allow_modules: Sequence[str] = (),
+) -> Runner:
     if spec:
         # For tests and embedders: "module:factory" returning an object with the runner interface.
         module, _, name = spec.partition(":")
@@ -57,8 +64,10 @@ def _runner(spec: str | None, allow_commands: bool, workers: int, data_dir: Path
     from fogmesh.agent.daemon import model_resolver
     from fogmesh.agent.runner import RunnerConfig, TaskRunner
 
+    base = RunnerConfig().allowed_modules
     return TaskRunner(
         RunnerConfig(
+            allowed_modules=(*base, *(m for m in allow_modules if m not in base)),
             allow_commands=allow_commands,
             workers=workers,
             model_resolver=model_resolver(data_dir),  # models fetched over the link land here
@@ -105,6 +114,14 @@ def agent(
     allow_commands: Annotated[
         bool, typer.Option("--allow-commands", help="also run 'command' payloads (argv)")
     ] = False,
+    allow_module: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-module",
+            help="also run python payloads from this module and its submodules (repeatable); "
+            "fogmesh.agent.workloads is always allowed",
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option("--workers", help="warm worker processes")] = 2,
     stop_grace: Annotated[
         float,
@@ -140,6 +157,7 @@ def agent(
     directory and later runs reuse them.
 
     Example: fogmesh agent --join fmj1.… --profile phone-charging --heartbeat 5
+    Example: fogmesh agent --allow-module mylab.tasks   (run python payloads from mylab.tasks)
     """
     if not heartbeat > 0:
         raise ConfigError("must be > 0 seconds", field="--heartbeat")
@@ -161,7 +179,11 @@ def agent(
         stop_grace=max(0.0, stop_grace),
         agent_version=__version__,
     )
-    task_runner = _runner(runner, allow_commands, workers, settings.home)
+    modules = list(allow_module or ())
+    for module in modules:
+        if not all(part.isidentifier() for part in module.split(".")):
+            raise ConfigError(f"{module!r} is not a dotted module name", field="--allow-module")
+    task_runner = _runner(runner, allow_commands, workers, settings.home, modules)
     sensors: SensorSource
     if emulate is not None:
         sensors, task_runner = _emulated(

@@ -13,6 +13,7 @@ from enum import IntEnum, StrEnum
 from typing import Any, Literal
 
 __all__ = [
+    "Accepts",
     "DeviceCapabilities",
     "DeviceProfile",
     "DeviceType",
@@ -117,6 +118,64 @@ class DeviceCapabilities:
         return d
 
 
+_MAX_ACCEPTED_MODULES = 256  # prefixes an agent may advertise (a profile is not a module index)
+
+
+@dataclass(frozen=True, slots=True)
+class Accepts:
+    """Which task payloads the agent on this device runs: its owner's choice, not its hardware.
+
+    Agents advertise it in every profile they send (wire: the profile's ``accepts`` key); the
+    scheduler places a task only where its payload is accepted (``PayloadFilter``). ``None`` in
+    a profile means the agent did not say (an older agent): the scheduler then assumes it takes
+    anything and relies on the agent's refusal.
+    """
+
+    python_modules: tuple[str, ...] = ()  # allowed module prefixes: "pkg" allows "pkg.sub" too
+    commands: bool = False  # runs ``command`` payloads (argv)
+    models: bool = False  # runs ``model`` payloads (an ONNX runtime and a model cache)
+
+    def allows_module(self, module: str) -> bool:
+        for prefix in self.python_modules:  # (a loop: the scheduler asks this per candidate)
+            if module == prefix or module.startswith(prefix + "."):
+                return True
+        return False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "python_modules": list(self.python_modules),
+            "commands": self.commands,
+            "models": self.models,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Accepts:
+        """From ``to_dict``'s form; unknown keys are ignored (a newer agent may say more).
+        ``TypeError``/``ValueError`` for a malformed value."""
+        if not isinstance(data, dict):
+            raise TypeError("accepts must be a map")
+        modules = data.get("python_modules", ())
+        if not isinstance(modules, (list, tuple)):
+            raise TypeError("accepts.python_modules must be a list of module names")
+        commands, models = data.get("commands", False), data.get("models", False)
+        if not isinstance(commands, bool) or not isinstance(models, bool):
+            raise TypeError("accepts.commands and accepts.models must be booleans")
+        # Agents send the same value with every heartbeat: checked once, then shared.
+        try:
+            return _accepts(tuple(modules), commands, models)
+        except TypeError:  # an unhashable item
+            raise TypeError("accepts.python_modules must be a list of module names") from None
+
+
+@functools.lru_cache(maxsize=1024)
+def _accepts(modules: tuple[str, ...], commands: bool, models: bool) -> Accepts:
+    if not all(isinstance(m, str) and m for m in modules):
+        raise TypeError("accepts.python_modules must be a list of module names")
+    if len(modules) > _MAX_ACCEPTED_MODULES:
+        raise ValueError(f"accepts.python_modules lists more than {_MAX_ACCEPTED_MODULES}")
+    return Accepts(modules, commands, models)
+
+
 @dataclass(frozen=True, slots=True)
 class DeviceProfile:
     """One device at one moment: its identity, class, capabilities and live readings."""
@@ -149,6 +208,9 @@ class DeviceProfile:
     # user
     foreground: bool | None = None  # True while the owner is actively using the device
 
+    # agent: which payloads it runs (None: not said)
+    accepts: Accepts | None = None
+
     @property
     def on_mains(self) -> bool:
         """Powered from the wall: no battery, or a battery that is charging."""
@@ -164,6 +226,7 @@ class DeviceProfile:
             if self.platform_thermal
             else None
         )
+        d["accepts"] = self.accepts.to_dict() if self.accepts is not None else None
         return d
 
     def replace(self, **changes: Any) -> DeviceProfile:

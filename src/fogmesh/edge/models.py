@@ -22,7 +22,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import sqlite3
 import tempfile
 import threading
@@ -34,6 +33,7 @@ import msgspec
 
 from fogmesh.edge.variants import Variant
 from fogmesh.errors import IntegrityError, InvalidRequest, ModelNotFound
+from fogmesh.fog.tasks import MODEL_ID_PATTERN
 
 __all__ = [
     "MAX_MODEL_BYTES",
@@ -45,7 +45,6 @@ __all__ = [
 ]
 
 MAX_MODEL_BYTES = 2 * 1024**3  # protobuf's own limit for a single ONNX file
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _READ = 1024 * 1024
 
 _SCHEMA = """
@@ -92,7 +91,7 @@ class ModelInfo(msgspec.Struct, frozen=True, kw_only=True):
 
 def check_model_id(model_id: str) -> str:
     """Model ids name files on devices, so they are restricted to a safe alphabet."""
-    if not isinstance(model_id, str) or not _ID.match(model_id):
+    if not isinstance(model_id, str) or not MODEL_ID_PATTERN.fullmatch(model_id):
         raise InvalidRequest(
             f"model id {model_id!r} must be 1–128 characters of letters, digits, '.', '_', '-' "
             "and start with a letter or digit",

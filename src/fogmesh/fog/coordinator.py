@@ -64,6 +64,7 @@ from fogmesh.fog.scheduler import (
 )
 from fogmesh.fog.scheduler.explain import Failure, Placement, Unplaced
 from fogmesh.fog.tasks import (
+    NOT_ACCEPTED_CODES,
     TERMINAL_STATES,
     Payload,
     Task,
@@ -374,7 +375,7 @@ class FogCoordinator:
             self._track(task, None)
         if len(built) == 1:
             self._task_log.info("submitted", "task %s submitted", built[0].id, task_id=built[0].id)
-        else:
+        elif built:  # (none when every task was a retry of one already stored)
             self._task_log.info(
                 "submitted", "%d tasks submitted (%s … %s)", len(built), built[0].id, built[-1].id
             )
@@ -753,6 +754,7 @@ class FogCoordinator:
                 site=labels.get("site"),
                 network=labels.get("network"),
                 queued_per_slot=self.queue_depth(record.device_id),
+                seen_at=record.last_heartbeat,
             )
         )
 
@@ -829,11 +831,19 @@ class FogCoordinator:
         self._kick()
         return task
 
-    async def report_refused(self, task_id: str, device_id: str, attempt: int, reason: str) -> Task:
-        """The device's own policy forbids the task now; it goes back to the queue."""
+    async def report_refused(
+        self, task_id: str, device_id: str, attempt: int, reason: str, *, code: str = ""
+    ) -> Task:
+        """The device would not run the task; it goes back to the queue, uncharged (the task did
+        nothing wrong). A refusal of the payload itself (``code`` in ``NOT_ACCEPTED_CODES``:
+        module not allowed, commands off, model unavailable) is recorded as ``not_accepted`` and
+        the task never goes back to that device; any other (its policy, busy) as ``refused``,
+        and the device may have it again once it has reported a newer reading."""
         store = await self._ready()
         self._check_lease(task_id, device_id, attempt)
-        task = await store.requeue(task_id, attempt, "refused", reason, self.clock.time())
+        outcome = "not_accepted" if code in NOT_ACCEPTED_CODES else "refused"
+        task = await store.requeue(task_id, attempt, outcome, reason, self.clock.time())
+        log.info("task %s %s by %s: %s", task_id, outcome.replace("_", " "), device_id, reason)
         self._release(task_id, device_id)
         self._track(task, self._live.get(task_id))
         self._requeued(task, device_id, f"refused: {reason}")

@@ -18,17 +18,20 @@ back late cannot overwrite the retry.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from enum import IntEnum, StrEnum
 from typing import Any, Final
 
 import msgspec
 
-from fogmesh.devices.model import DeviceType
+from fogmesh.devices.model import Accepts, DeviceType
 from fogmesh.errors import IllegalTransition, InvalidRequest
 
 __all__ = [
     "MAX_PAYLOAD_BYTES",
+    "MODEL_ID_PATTERN",
+    "NOT_ACCEPTED_CODES",
     "TERMINAL_STATES",
     "AttemptRecord",
     "CommandPayload",
@@ -44,10 +47,29 @@ __all__ = [
     "TaskType",
     "check_transition",
     "is_legal_transition",
+    "payload_refusal",
+    "python_function_problem",
     "validate_task",
 ]
 
 MAX_PAYLOAD_BYTES: Final = 1 << 20  # encoded payload; bigger inputs travel as artefacts
+# Model ids name files in every device's model cache: one safe alphabet, checked at submit
+# (edge.models.check_model_id applies the same one when a model is added).
+MODEL_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# Refusal codes that mean "this device does not take this payload" (its allow-list, commands
+# off, no model runtime, a model it cannot get) rather than "not now" (policy, busy): the task
+# moves to another device and does not come back to this one (fog.scheduler.RefusedFilter).
+NOT_ACCEPTED_CODES: Final = frozenset(
+    {
+        "not_allowed",
+        "bad_function",
+        "commands_disabled",
+        "bad_command",
+        "no_payload",
+        "models_unsupported",
+        "model_unavailable",
+    }
+)
 
 
 class TaskType(StrEnum):
@@ -201,11 +223,15 @@ def validate_task(task: Task) -> Task:
         raise InvalidRequest("min_battery_percent must be 0–100", field="min_battery_percent")
     if c.device_types is not None and not c.device_types:
         raise InvalidRequest("device_types, when given, must name at least one type")
+    if c.requires_model is not None and not _is_model_id(c.requires_model):
+        raise InvalidRequest(_model_id_text(c.requires_model), field="requires_model")
     p = task.payload
-    if isinstance(p, PythonPayload) and (
-        p.function.count(":") != 1 or not all(p.function.split(":"))
-    ):
-        raise InvalidRequest("python payload function must be 'module:function'", field="payload")
+    if isinstance(p, PythonPayload):
+        problem = python_function_problem(p.function)
+        if problem is not None:
+            raise InvalidRequest(problem, field="payload.function")
+    if isinstance(p, ModelPayload) and not _is_model_id(p.model_id):
+        raise InvalidRequest(_model_id_text(p.model_id), field="payload.model_id")
     if isinstance(p, CommandPayload) and not p.argv:
         raise InvalidRequest("command payload needs a non-empty argv", field="payload")
     if p is not None:
@@ -215,6 +241,49 @@ def validate_task(task: Task) -> Task:
                 f"payload is {size} bytes; the limit is {MAX_PAYLOAD_BYTES}", field="payload"
             )
     return task
+
+
+def _is_model_id(value: object) -> bool:
+    return isinstance(value, str) and MODEL_ID_PATTERN.fullmatch(value) is not None
+
+
+def _model_id_text(value: object) -> str:
+    return (
+        f"model id {str(value)[:200]!r} must be 1–128 characters of letters, digits, '.', "
+        "'_', '-' and start with a letter or digit"
+    )
+
+
+def python_function_problem(function: str) -> str | None:
+    """Why ``function`` cannot name a task entry point (``None`` if it can): ``module:name``,
+    dotted identifiers, none private — what every agent requires before it imports anything."""
+    module, sep, name = function.partition(":")
+    parts = [*module.split("."), name]
+    if not sep or not all(p.isidentifier() and not p.startswith("_") for p in parts):
+        return (
+            f"python payload function {function[:200]!r} must be 'module:function' with "
+            "public dotted names (no leading '_')"
+        )
+    return None
+
+
+def payload_refusal(accepts: Accepts, payload: Payload | None) -> tuple[str, str] | None:
+    """(code, reason) if a device that ``accepts`` this would refuse ``payload``; else None.
+    The scheduler's PayloadFilter asks it; the agent's runner refuses with the same codes."""
+    if isinstance(payload, PythonPayload):
+        module = payload.function.partition(":")[0]
+        if accepts.allows_module(module):
+            return None
+        return "not_allowed", f"module {module!r} is not in the device's allow-list"
+    if isinstance(payload, CommandPayload):
+        if accepts.commands:
+            return None
+        return "commands_disabled", "the device does not run command payloads"
+    if isinstance(payload, ModelPayload):
+        if accepts.models:
+            return None
+        return "models_unsupported", "the device does not run model payloads"
+    return None
 
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

@@ -496,7 +496,9 @@ class AgentHub:
         try:
             if isinstance(message, Refused):
                 svc.metrics.refusals += 1
-                await coordinator.report_refused(task_id, device_id, attempt, message.reason)
+                await coordinator.report_refused(
+                    task_id, device_id, attempt, message.reason, code=message.code
+                )
             else:
                 svc.metrics.results[message.status] += 1
                 svc.metrics.run_wall.observe(message.wall_s)
@@ -529,7 +531,9 @@ async def _apply_result(coordinator: Any, device_id: str, m: ResultMsg) -> Task 
         return None  # the coordinator cancelled it; nothing left to record
     if m.status == "refused":
         reason = str(error.get("reason", "refused by the device"))
-        refused: Task = await coordinator.report_refused(m.task_id, device_id, m.attempt, reason)
+        refused: Task = await coordinator.report_refused(
+            m.task_id, device_id, m.attempt, reason, code=str(error.get("code", ""))
+        )
         return refused
     # A task that raised fails for good (running it again gives the same error); a timeout or a
     # killed worker may be the device's fault, so another device gets a try.

@@ -32,7 +32,9 @@ MAX_ID_CHARS: Final = 64
 MAX_DEVICE_ID_CHARS: Final = 128
 MAX_RESULT_BYTES: Final = MAX_PAYLOAD_BYTES  # bigger outputs travel as artefacts
 LEASED: Final = frozenset({TaskState.SCHEDULED, TaskState.RUNNING})
-NOT_CHARGED: Final = frozenset({"preempted"})  # the task did nothing wrong
+# The task did nothing wrong: preempted, or refused by a device (its policy said "not now", or
+# it does not take the payload) — a refusal moves the task on without using up an attempt.
+NOT_CHARGED: Final = frozenset({"preempted", "refused", "not_accepted"})
 
 
 def sources(target: TaskState) -> frozenset[TaskState]:

@@ -20,6 +20,7 @@ from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 import msgspec
 
 from fogmesh.devices.model import (
+    Accepts,
     DeviceCapabilities,
     DeviceProfile,
     DeviceType,
@@ -106,6 +107,9 @@ def profile_from_dict(data: Mapping[str, Any]) -> DeviceProfile:
         thermal = values.get("platform_thermal")
         if thermal is not None:
             values["platform_thermal"] = PlatformThermal(thermal["platform"], thermal["status"])
+        accepts = values.get("accepts")
+        if accepts is not None:
+            values["accepts"] = Accepts.from_dict(accepts)
         return DeviceProfile(**values)
     except (KeyError, TypeError, ValueError) as exc:
         raise StoreError(f"stored device profile is unreadable: {exc}") from exc
@@ -200,7 +204,8 @@ class Store(Protocol):
     ) -> Task:
         """End lease ``attempt`` (outcome e.g. lost/timeout/refused/preempted) and return the task
         to PENDING; FAILED (code ``max_attempts``) once ``max_attempts`` charged attempts are
-        used. A ``preempted`` attempt is not charged."""
+        used. A ``preempted``, ``refused`` or ``not_accepted`` attempt is not
+        charged (``_rules.NOT_CHARGED``)."""
         ...
 
     async def cancel(self, task_id: str, now: float, reason: str = "cancelled") -> Task:

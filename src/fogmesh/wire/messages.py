@@ -70,7 +70,11 @@ class RunningRef(msgspec.Struct, frozen=True, array_like=True):
 
 # -- agent → coordinator ---------------------------------------------------------------------
 class Register(_Msg, tag="register"):
-    """First message of every session: the live profile and what the agent already holds."""
+    """First message of every session: the live profile and what the agent already holds.
+
+    The profile (here and in every ``heartbeat``) may carry ``accepts`` — the payloads the agent
+    runs (``devices.model.Accepts``: python module prefixes, commands, models) — which the
+    scheduler places by. Optional: a profile without it is from an agent that did not say."""
 
     profile: dict[str, Any]
     labels: dict[str, str] = {}
@@ -133,9 +137,15 @@ class ModelFetch(_Msg, tag="model_fetch"):
 
 
 class Refused(_Msg, tag="refused"):
+    """The agent will not run this lease. ``code`` (optional; agents before it sent none) says
+    which kind: one of ``fog.tasks.NOT_ACCEPTED_CODES`` when the device does not take the
+    payload at all (the task is not offered to it again), else "not now" (policy, busy,
+    stopping)."""
+
     task_id: str
     attempt: int
     reason: str
+    code: str = ""
 
 
 class Goodbye(_Msg, tag="goodbye"):

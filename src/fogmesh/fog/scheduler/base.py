@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Final
 
 from fogmesh.devices.model import DeviceType
-from fogmesh.fog.tasks import ModelPayload, Task, TaskPriority
+from fogmesh.fog.tasks import CommandPayload, ModelPayload, PythonPayload, Task, TaskPriority
 
 if TYPE_CHECKING:
     from fogmesh.fog.scheduler.config import SchedulerConfig
@@ -90,6 +90,7 @@ class TaskNeed:
     __slots__ = (
         "cpu",
         "critical",
+        "declined",
         "device_types",
         "duration",
         "gpu",
@@ -100,6 +101,8 @@ class TaskNeed:
         "min_battery",
         "model",
         "model_hint",
+        "not_accepted",
+        "payload_key",
         "priority",
         "requires_charging",
         "requires_unmetered",
@@ -126,6 +129,9 @@ class TaskNeed:
     model: str | None  # a hard requirement
     model_hint: str | None  # the model the task uses, required or not (for scoring)
     site: str | None
+    payload_key: tuple[str, ...] | None  # what decides whether a device accepts the payload
+    not_accepted: dict[str, str] | None  # device → why it refused this task's payload
+    declined: dict[str, tuple[float, str]] | None  # device → (when, why) it last said "not now"
 
     def __init__(self, task: Task, config: SchedulerConfig) -> None:
         r, c = task.resources, task.constraints
@@ -150,6 +156,25 @@ class TaskNeed:
             hint = task.payload.model_id
         self.model_hint = hint
         self.site = c.site
+        p = task.payload
+        if isinstance(p, PythonPayload):
+            self.payload_key = ("python", p.function.partition(":")[0])
+        elif isinstance(p, ModelPayload):
+            self.payload_key = ("model",)
+        elif isinstance(p, CommandPayload):
+            self.payload_key = ("command",)
+        else:
+            self.payload_key = None
+        self.not_accepted = self.declined = None
+        for h in task.history:  # (usually empty: only a requeued task has any)
+            if h.outcome == "not_accepted":
+                if self.not_accepted is None:
+                    self.not_accepted = {}
+                self.not_accepted[h.device_id] = h.reason or "refused the payload"
+            elif h.outcome == "refused":
+                if self.declined is None:
+                    self.declined = {}
+                self.declined[h.device_id] = (h.ended_at or 0.0, h.reason or "refused")
 
     def shape(self) -> tuple[object, ...]:
         """Everything but cpu/memory: tasks of one shape fail or pass the same filters."""
@@ -163,6 +188,10 @@ class TaskNeed:
             self.requires_unmetered,
             self.model,
             self.site,
+            self.payload_key,
+            # A task some device refused is judged on its own: what it fails elsewhere says
+            # nothing about tasks the same devices never refused.
+            self.task_id if self.not_accepted or self.declined else None,
         )
 
 

@@ -11,6 +11,11 @@ DeviceTypeFilter          never      device type in the task's allowed types
 SiteFilter                never      device site equals the task's site
 GpuFilter                 never      a GPU task needs a device with a GPU
 ModelFilter               never      a task requiring a model needs it deployed on the device
+PayloadFilter             never      the device's agent accepts the payload (python module in
+                                     its allow-list, commands enabled, model runtime present)
+RefusedFilter             never      not back to a device that refused this task's payload
+                          not_now    nor to one that refused it "not now" (policy, busy) until
+                                     that device has reported a newer reading
 HardwareFilter            never      cores ≤ the device's cores, MB ≤ its RAM
 PowerModeFilter           not_now    critical power mode admits only CRITICAL work
 ConcurrencyFilter         not_now    tasks < min(policy max_concurrent_tasks, fleet cap);
@@ -46,6 +51,7 @@ from fogmesh.fog.scheduler.base import (
     not_now,
 )
 from fogmesh.fog.scheduler.snapshot import PowerSource
+from fogmesh.fog.tasks import payload_refusal
 from fogmesh.mobile.policy import PowerMode
 
 if TYPE_CHECKING:
@@ -65,7 +71,9 @@ __all__ = [
     "MemoryFilter",
     "MinBatteryFilter",
     "ModelFilter",
+    "PayloadFilter",
     "PowerModeFilter",
+    "RefusedFilter",
     "SiteFilter",
     "ThermalFilter",
     "UnmeteredFilter",
@@ -129,6 +137,58 @@ class ModelFilter(Filter):
         if need.model is None or need.model in node.deployed_models:
             return PASS
         return never("requires_model", f"model {need.model!r} is not deployed on the device")
+
+
+class PayloadFilter(Filter):
+    """Only where the device's agent takes this kind of payload (``Accepts``, advertised in
+    its profile). An agent that did not say what it accepts is given the task; if it refuses,
+    ``RefusedFilter`` keeps the task away from it."""
+
+    name = "payload"
+
+    def applies(self, need: TaskNeed) -> bool:
+        return need.payload_key is not None
+
+    def check(self, node: NodeView, need: TaskNeed, ctx: Reservations) -> Verdict:
+        accepts = node.accepts
+        if accepts is None:
+            return PASS
+        key = need.payload_key
+        if key is not None:  # the common answers without building a reason
+            kind = key[0]
+            if kind == "python":
+                if accepts.allows_module(key[1]):
+                    return PASS
+            elif accepts.commands if kind == "command" else accepts.models:
+                return PASS
+        refusal = payload_refusal(accepts, need.task.payload)
+        return PASS if refusal is None else never(*refusal)
+
+
+class RefusedFilter(Filter):
+    """A device that refused this very task: never again if it does not take the payload
+    (``not_accepted``); after a "not now" refusal (its own policy, busy, stopping) only once it
+    has reported a reading newer than the refusal — the refusal was based on a reading the
+    coordinator had not seen yet."""
+
+    name = "refused"
+
+    def applies(self, need: TaskNeed) -> bool:
+        return need.not_accepted is not None or need.declined is not None
+
+    def check(self, node: NodeView, need: TaskNeed, ctx: Reservations) -> Verdict:
+        did = node.device_id
+        if need.not_accepted is not None and did in need.not_accepted:
+            return never("refused", f"device refused this task: {need.not_accepted[did]}")
+        if need.declined is not None and did in need.declined:
+            when, why = need.declined[did]
+            if node.seen_at <= when:
+                return not_now(
+                    "declined",
+                    f"device refused this task at {when:.3f} ({why}); waiting for a newer "
+                    "reading from it",
+                )
+        return PASS
 
 
 class HardwareFilter(Filter):
@@ -383,7 +443,9 @@ def default_filters(config: SchedulerConfig) -> tuple[Filter, ...]:
         SiteFilter(),
         GpuFilter(),
         ModelFilter(),
+        PayloadFilter(),
         HardwareFilter(),
+        RefusedFilter(),  # never, or not_now: after the pure never rules
         PowerModeFilter(),
         ConcurrencyFilter(config),
         CpuFilter(),

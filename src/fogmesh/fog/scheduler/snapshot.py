@@ -18,6 +18,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Any, Final, final
 
 from fogmesh.devices.model import (
+    Accepts,
     DeviceCapabilities,
     DeviceProfile,
     DeviceType,
@@ -109,6 +110,7 @@ class _NodeSlots:
     per node cost more than everything else a rebuild does."""
 
     __slots__ = (
+        "accepts",
         "battery_percent",
         "battery_wh",
         "cpu_cap",
@@ -134,6 +136,7 @@ class _NodeSlots:
         "power_mode",
         "queue_cap",
         "running",
+        "seen_at",
         "site",
         "slot_cap",
         "speed",
@@ -159,6 +162,8 @@ class _NodeSlots:
     running: tuple[RunningTask, ...]
     battery_wh: float | None
     fog_w_per_core: float | None
+    accepts: Accepts | None  # the payloads its agent runs; None: not said (takes anything)
+    seen_at: float  # coordinator time of the reading this node was built from
     # derived
     fog_wh_committed: float
     power_mode: PowerMode
@@ -205,6 +210,8 @@ class NodeView(_NodeSlots):
         battery_wh: float | None = None,
         fog_w_per_core: float | None = None,
         queued_per_slot: int = 4,
+        accepts: Accepts | None = None,
+        seen_at: float = 0.0,
     ) -> None:
         if not device_id:
             raise InvalidRequest("device_id must not be empty")
@@ -261,6 +268,8 @@ class NodeView(_NodeSlots):
         d.queue_cap = slot_cap * max(0, int(queued_per_slot))
         d.battery_wh = battery_wh
         d.fog_w_per_core = fog_w_per_core
+        d.accepts = accepts
+        d.seen_at = seen_at
         _lease(d, running_t)
         d.__class__ = cls
 
@@ -325,6 +334,8 @@ class NodeView(_NodeSlots):
         d.queue_cap = self.queue_cap
         d.battery_wh = self.battery_wh
         d.fog_w_per_core = self.fog_w_per_core
+        d.accepts = self.accepts
+        d.seen_at = self.seen_at
         _lease(d, running)
         d.__class__ = NodeView
         node: NodeView = d
@@ -388,6 +399,8 @@ _INIT_FIELDS: Final = (
     "running",
     "battery_wh",
     "fog_w_per_core",
+    "accepts",
+    "seen_at",
 )
 
 
@@ -404,6 +417,7 @@ def node_from_profile(
     battery_wh: float | None = None,
     fog_w_per_core: float | None = None,
     queued_per_slot: int = 4,
+    seen_at: float = 0.0,
 ) -> NodeView:
     """Build a node from a device profile; computes the optimization with ``policy`` if not given.
 
@@ -448,6 +462,8 @@ def node_from_profile(
         battery_wh=battery_wh,
         fog_w_per_core=fog_w_per_core,
         queued_per_slot=queued_per_slot,
+        accepts=profile.accepts,
+        seen_at=seen_at,
     )
 
 

@@ -328,11 +328,14 @@ async def test_requeue_fails_the_task_with_its_history_once_attempts_are_used(
     assert await store.pending_tasks() == []
 
 
-async def test_preemption_is_not_charged_as_an_attempt(store: Store, make_task: MakeTask) -> None:
+@pytest.mark.parametrize("outcome", ["preempted", "disconnected", "offline", "coordinator_restart"])
+async def test_a_loss_that_is_not_the_tasks_fault_is_not_charged(
+    store: Store, make_task: MakeTask, outcome: str
+) -> None:
     task = await added(store, make_task, max_attempts=1)
     for attempt in (1, 2, 3):
         await store.place(task.id, "d", attempt - 1, T0)
-        t = await store.requeue(task.id, attempt, "preempted", "critical work", T0)
+        t = await store.requeue(task.id, attempt, outcome, "not the task's fault", T0)
         assert t.state is TaskState.PENDING
     await store.place(task.id, "d", 3, T0)
     assert (await store.requeue(task.id, 4, "lost", "gone", T0)).state is TaskState.FAILED

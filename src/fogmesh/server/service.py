@@ -223,7 +223,7 @@ async def run_coordinator(config: ServerConfig, *, log_level: str = "info") -> N
             )
         )
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, _request_exit, server)
+            loop.add_signal_handler(sig, _request_exit, server, service)
         port = sock.getsockname()[1]
         url = config.public_url or f"http://{config.host}:{port}"
         service.write_runtime(url)
@@ -237,7 +237,9 @@ async def run_coordinator(config: ServerConfig, *, log_level: str = "info") -> N
         await service.stop()
 
 
-def _request_exit(server: Any) -> None:
+def _request_exit(server: Any, service: CoordinatorService) -> None:
+    # uvicorn closes the agent sessions before the service stops: not the devices' doing.
+    service.hub.shutting_down()
     if server.should_exit:
         server.force_exit = True  # a second signal: stop waiting for in-flight requests
     server.should_exit = True

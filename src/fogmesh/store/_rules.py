@@ -15,6 +15,7 @@ import msgspec
 
 from fogmesh.devices.model import DeviceProfile, DeviceType
 from fogmesh.errors import InvalidRequest, StaleAttempt, StoreError
+from fogmesh.fog.lifecycle import UNCHARGED_LOSSES
 from fogmesh.fog.tasks import (
     MAX_PAYLOAD_BYTES,
     Task,
@@ -32,7 +33,8 @@ MAX_ID_CHARS: Final = 64
 MAX_DEVICE_ID_CHARS: Final = 128
 MAX_RESULT_BYTES: Final = MAX_PAYLOAD_BYTES  # bigger outputs travel as artefacts
 LEASED: Final = frozenset({TaskState.SCHEDULED, TaskState.RUNNING})
-NOT_CHARGED: Final = frozenset({"preempted"})  # the task did nothing wrong
+# The task did nothing wrong: preempted, or lost with its link or the coordinator's downtime.
+NOT_CHARGED: Final = frozenset({"preempted"}) | UNCHARGED_LOSSES
 
 
 def sources(target: TaskState) -> frozenset[TaskState]:

@@ -4,18 +4,21 @@ A real coordinator service on 127.0.0.1 whose store fails the result write (as a
 restarting PostgreSQL would), and the agent daemon with a fake runner: the coordinator answers
 ``store_unavailable`` with ``retry_after`` instead of refusing, the agent keeps the result in its
 outbox and sends it again, also across a reconnect, and the task is stored once, not re-run.
+The last test fills a real (tmpfs) disk under the coordinator's artefacts, when run as root.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import subprocess
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from daemon_helpers import FakeRunner, eventually, join_token, running_coordinator
+from test_agent_artefacts import BIG, BigRunner
 
 from fogmesh.agent.daemon import AgentConfig, AgentDaemon
 from fogmesh.devices.emulated import EmulatedSensors, preset
@@ -105,3 +108,47 @@ async def test_a_result_waiting_to_be_stored_survives_a_reconnect(
             done = await service.coordinator.wait_for(task_id, timeout=10)
             assert done.state is TaskState.COMPLETED and done.attempt == 1
             assert len(runner.runs) == 1 and daemon.sessions >= 2
+
+
+@contextlib.contextmanager
+def small_disk(where: Path, size: str) -> Iterator[Callable[[str], None]]:
+    """A tmpfs of ``size`` mounted at ``where`` (root only), and a way to resize it."""
+    where.mkdir(parents=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+
+    def resize(new: str) -> None:
+        subprocess.run(["mount", "-o", f"remount,size={new}", str(where)], check=True)
+
+    try:
+        yield resize
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+async def test_a_big_result_the_full_disk_cannot_take_is_uploaded_again(tmp_path: Path) -> None:
+    # The coordinator keeps big results as files: a 1 MiB disk cannot take a 3 MiB one.
+    with small_disk(tmp_path / "coord" / "artefacts", "1m") as resize:
+        async with running_coordinator(tmp_path / "coord") as service:
+            runner = BigRunner()
+            async with agent(tmp_path / "a", join_token(service), runner) as daemon:
+                await eventually(lambda: daemon.device_id in service.hub.sessions)
+                task_id = await service.coordinator.submit_task(
+                    "inference", cpu_cores=0.5, estimated_duration=5, max_attempts=1,
+                    payload={"type": "python", "function": "fogmesh.agent.workloads:blob"},
+                )  # fmt: skip
+                await eventually(lambda: service.metrics.reports_deferred >= 1)
+                # still leased (a result that was not stored also did not record the start)
+                state = service.coordinator.get_task_status(task_id)["state"]
+                assert state in ("scheduled", "running")
+                resize("16m")  # room again
+                done = await service.coordinator.wait_for(task_id, timeout=20)
+                assert done.state is TaskState.COMPLETED and done.attempt == 1, done.error
+                assert service.artefacts is not None
+                assert service.artefacts.path(task_id).read_bytes() == BIG
+                assert daemon.disconnects == 0  # the full disk never cost the session

@@ -298,8 +298,10 @@ class FogCoordinator:
                     break
                 after = page[-1].id
         for record in await store.list_devices():
-            # Known from before the start, but not heard from since: no work until it is.
-            self._silent.add(record.device_id)
+            if record.status in _LOSABLE:
+                # Known from before the start, but not heard from since: no work until it is
+                # (lost and offline ones take none anyway).
+                self._silent.add(record.device_id)
             self._adopt_device(record, record.labels)
         records = await store.load_clusters()
         if records:

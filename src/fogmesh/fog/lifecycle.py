@@ -170,13 +170,30 @@ def expired_leases(
     ``results_waiting`` maps task ids to the attempt whose result reached the coordinator but
     could not be stored: such a lease does not run out (the device sends the result again)."""
     out: list[LeaseExpiry] = []
+    # lease_deadline inlined: this runs over every lease in every scheduling round.
+    dispatch, grace = config.dispatch_timeout, config.timeout_grace
+    multiplier = config.timeout_multiplier
+    floor = watching_since + config.liveness_window
+    scheduled, running = TaskState.SCHEDULED, TaskState.RUNNING
     for task in tasks:
-        deadline = lease_deadline(task, config, watching_since)
-        if deadline is None or now < deadline:
+        state = task.state
+        if state is scheduled:
+            began = task.scheduled_at
+            if began is None or now < began + dispatch:
+                continue
+        elif state is running:
+            began = task.started_at if task.started_at is not None else task.scheduled_at
+            if began is None:
+                continue
+            if now < began + task.resources.estimated_duration * multiplier + grace:
+                continue
+        else:
             continue
+        if began < watching_since and now < floor:
+            continue  # began before the coordinator's start: a liveness window after it
         if results_waiting and results_waiting.get(task.id) == task.attempt:
             continue
-        if task.state is TaskState.SCHEDULED:
+        if state is scheduled:
             outcome = "dispatch_timeout"
             reason = f"not started within {config.dispatch_timeout:g} s of placement"
         else:

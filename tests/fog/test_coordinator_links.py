@@ -176,13 +176,35 @@ async def test_a_result_the_store_could_not_write_keeps_its_lease_until_sent_aga
     task_id = await submit(fog, max_attempts=1)
     await fog.schedule_once()
     await fog.report_started(task_id, "a", 1)
-    store.fail_writes = 1
-    with pytest.raises(StoreError):
-        await fog.report_result(task_id, "a", 1, "ok")
-    clock.advance(1000.0)  # far past the lease (10 s × 2 + 5 s)
-    await fog.update_node_state("a", desktop("a"))
-    await fog.schedule_once()
-    assert fog.get_task_status(task_id)["state"] == "running"
+    store.fail_writes = 100  # the disk stays full for a while; the agent keeps trying
+    for _ in range(100):
+        with pytest.raises(StoreError):
+            await fog.report_result(task_id, "a", 1, "ok")
+        clock.advance(10.0)  # 1,000 s in all: far past the lease (10 s × 2 + 5 s)
+        await fog.update_node_state("a", desktop("a"))
+        await fog.schedule_once()
+        assert fog.get_task_status(task_id)["state"] == "running"
     task = await fog.report_result(task_id, "a", 1, "ok")
     assert task.state.value == "completed" and task.attempt == 1
     assert _outcomes(task) == ["completed"]
+
+
+async def test_a_result_never_sent_again_does_not_hold_its_lease_for_ever(
+    fog: FogCoordinator, store: FlakyStore, clock: ManualClock
+) -> None:
+    await fog.register_node(desktop("a"))
+    task_id = await submit(fog, max_attempts=2)
+    await fog.schedule_once()
+    await fog.report_started(task_id, "a", 1)
+    store.fail_writes = 1
+    with pytest.raises(StoreError):  # an agent too old to send it again drops it
+        await fog.report_result(task_id, "a", 1, "ok")
+    clock.advance(29.0)
+    await fog.update_node_state("a", desktop("a"))
+    await fog.schedule_once()
+    assert fog.get_task_status(task_id)["state"] == "running"
+    clock.advance(1.0)  # a liveness window (30 s) without a try: the lease times out
+    await fog.update_node_state("a", desktop("a"))
+    await fog.schedule_once()
+    status = fog.get_task_status(task_id)
+    assert status["attempt"] == 2 and status["state"] in ("pending", "scheduled")

@@ -97,13 +97,17 @@ def test_a_lease_from_before_the_restart_runs_out_no_sooner_than_a_window_after_
     assert lease_deadline(fresh, CFG, started) == started + 21.0
 
 
-def test_a_lease_whose_result_waits_to_be_stored_does_not_run_out() -> None:
+def test_a_lease_whose_result_waits_to_be_stored_does_not_run_out_while_it_is_sent() -> None:
     clock = ManualClock(start=T0)
     running = _task(TaskState.RUNNING, scheduled_at=T0, started_at=T0)
     clock.advance(1000.0)
-    assert expired_leases([running], clock.time(), CFG, results_waiting={"t1": 1}) == []
+    tried = clock.time() - 29.0  # the last try that could not be stored, 29 s ago
+    assert expired_leases([running], clock.time(), CFG, results_waiting={"t1": (1, tried)}) == []
     # … only that attempt's
-    assert len(expired_leases([running], clock.time(), CFG, results_waiting={"t1": 0})) == 1
+    assert len(expired_leases([running], clock.time(), CFG, results_waiting={"t1": (0, tried)}))
+    # … and not for ever: a liveness window (30 s) without a try ends it
+    clock.advance(1.0)
+    assert len(expired_leases([running], clock.time(), CFG, results_waiting={"t1": (1, tried)}))
 
 
 def test_leases_of_a_closed_link_wait_the_reconnect_grace() -> None:

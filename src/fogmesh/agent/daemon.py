@@ -459,10 +459,13 @@ class AgentDaemon:
     def _send_again_later(self, key: Key, at_least: float, reason: str) -> None:
         """The coordinator could not store this report now: keep it, and send it again after
         ``at_least`` seconds, doubling per try up to ``backoff_max`` (with jitter, so a fleet
-        does not hammer a recovering database in step). A new session sends it at once."""
+        does not hammer a recovering database in step) but at least once per coordinator
+        heartbeat interval (it holds the lease while tries keep coming). A new session sends
+        it at once."""
         tries = self._report_retries.get(key, 0)
         self._report_retries[key] = tries + 1
-        cap = max(at_least, min(at_least * 2 ** min(tries, 16), self.config.backoff_max))
+        longest = min(self.config.backoff_max, self._server_interval)
+        cap = max(at_least, min(at_least * 2 ** min(tries, 16), longest))
         delay = self._rng.uniform(at_least, cap)
         log.info("coordinator could not store the report of %s yet (%s); again in %.1f s",
                  key[0], reason, delay)  # fmt: skip

@@ -197,9 +197,9 @@ class FogCoordinator:
         # those whose agent link closed (with when, until their leases are given up).
         self._silent: set[str] = set()
         self._link_closed_at: dict[str, float] = {}
-        # Task → attempt whose result arrived but could not be stored: that lease does not
-        # run out while the device sends the result again.
-        self._results_waiting: dict[str, int] = {}
+        # Task → (attempt, when) of a result that arrived but could not be stored: that lease
+        # does not run out while the device sends the result again.
+        self._results_waiting: dict[str, tuple[int, float]] = {}
         self._next_recluster = 0.0
         self._beats: set[asyncio.Task[None]] = set()  # heartbeats being written behind
         self._run_s: dict[str, float] = {}  # device → moving average of its tasks' run time
@@ -866,7 +866,7 @@ class FogCoordinator:
         must not run out while the device sends it again."""
         task = self._live.get(task_id)
         if task is not None and task.assigned_device == device_id and task.attempt == attempt:
-            self._results_waiting[task_id] = attempt
+            self._results_waiting[task_id] = (attempt, self.clock.time())
 
     def _check_lease(self, task_id: str, device_id: str, attempt: int) -> None:
         task = self._live.get(task_id)

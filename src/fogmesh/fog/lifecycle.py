@@ -26,7 +26,8 @@ Losses the task did not cause are not charged (``UNCHARGED_LOSSES``):
   that kills its agent cannot go round the fleet for ever, a task's link losses are free only
   ``uncharged_link_losses`` times; later ones are charged (``lost``).
 * **A result that could not be stored.** A lease whose result reached the coordinator but could
-  not be written (the store failed) does not run out: the agent sends it again.
+  not be written (the store failed) does not run out while the agent keeps sending it again
+  (at least once a heartbeat interval; a liveness window without a try ends the exemption).
 """
 
 from __future__ import annotations
@@ -163,17 +164,20 @@ def expired_leases(
     config: LifecycleConfig,
     *,
     watching_since: float = -math.inf,
-    results_waiting: Mapping[str, int] | None = None,
+    results_waiting: Mapping[str, tuple[int, float]] | None = None,
 ) -> list[LeaseExpiry]:
     """The leases among ``tasks`` that have run out at ``now``, in the order given.
 
-    ``results_waiting`` maps task ids to the attempt whose result reached the coordinator but
-    could not be stored: such a lease does not run out (the device sends the result again)."""
+    ``results_waiting`` maps task ids to (attempt, when) of a result that reached the
+    coordinator but could not be stored: that lease does not run out while the device keeps
+    sending it — until a liveness window passes without a try (an agent too old to send it
+    again, say)."""
     out: list[LeaseExpiry] = []
     # lease_deadline inlined: this runs over every lease in every scheduling round.
     dispatch, grace = config.dispatch_timeout, config.timeout_grace
     multiplier = config.timeout_multiplier
-    floor = watching_since + config.liveness_window
+    window = config.liveness_window
+    floor = watching_since + window
     scheduled, running = TaskState.SCHEDULED, TaskState.RUNNING
     for task in tasks:
         state = task.state
@@ -191,8 +195,10 @@ def expired_leases(
             continue
         if began < watching_since and now < floor:
             continue  # began before the coordinator's start: a liveness window after it
-        if results_waiting and results_waiting.get(task.id) == task.attempt:
-            continue
+        if results_waiting:
+            waiting = results_waiting.get(task.id)
+            if waiting is not None and waiting[0] == task.attempt and now < waiting[1] + window:
+                continue
         if state is scheduled:
             outcome = "dispatch_timeout"
             reason = f"not started within {config.dispatch_timeout:g} s of placement"

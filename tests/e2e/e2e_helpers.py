@@ -87,7 +87,9 @@ class Fog:
         token: str = r.json()["token"]
         return token
 
-    def start_agent(self, name: str, *, profile: str = "desktop", join: bool = True) -> None:
+    def start_agent(
+        self, name: str, *, profile: str = "desktop", join: bool = True, site: str | None = None
+    ) -> None:
         args = [
             "agent",
             "--data-dir", str(self.root / name),
@@ -97,6 +99,8 @@ class Fog:
             "--backoff-max", "1",
             "--log-level", "warning",
         ]  # fmt: skip
+        if site is not None:
+            args += ["--label", f"site={site}"]
         if join:
             args += ["--join", self.token()]
         self._spawn(name, args)

@@ -208,3 +208,20 @@ async def test_a_result_never_sent_again_does_not_hold_its_lease_for_ever(
     await fog.schedule_once()
     status = fog.get_task_status(task_id)
     assert status["attempt"] == 2 and status["state"] in ("pending", "scheduled")
+
+
+async def test_the_window_after_a_restart_counts_from_when_devices_can_connect(
+    store: FlakyStore, clock: ManualClock
+) -> None:
+    async with FogCoordinator(store, CFG, clock=clock, run_loop=False) as fog:
+        await fog.register_node(desktop("a"))
+    clock.advance(600.0)
+    async with FogCoordinator(store, CFG, clock=clock, run_loop=False) as fog:
+        clock.advance(20.0)  # a slow start: loading, then the endpoint begins to listen
+        fog.devices_can_connect()
+        clock.advance(29.0)
+        await fog.schedule_once()
+        assert (await fog.get_device("a")).status is DeviceStatus.READY
+        clock.advance(2.6)  # (liveness is judged every quarter heartbeat interval)
+        await fog.schedule_once()
+        assert (await fog.get_device("a")).status is DeviceStatus.LOST

@@ -671,6 +671,12 @@ class FogCoordinator:
         self._fleet.remove(device_id)
         self._kick()
 
+    def devices_can_connect(self) -> None:
+        """The endpoint devices report to is up from now on (the service calls this when it
+        starts listening): a (re)started coordinator's devices are given their liveness window
+        from here, not from when it began loading, so a slow start costs none of them."""
+        self._watching_since = max(self._watching_since, self.clock.time())
+
     def _heard(self, device_id: str) -> None:
         """The device spoke (registered or sent a heartbeat): it may take work again."""
         self._silent.discard(device_id)

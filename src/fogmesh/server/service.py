@@ -228,6 +228,7 @@ async def run_coordinator(config: ServerConfig, *, log_level: str = "info") -> N
         url = config.public_url or f"http://{config.host}:{port}"
         service.write_runtime(url)
         print(f"fogmesh coordinator listening on {url}", flush=True)
+        service.coordinator.devices_can_connect()
         await server.serve(sockets=[sock])
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -9,7 +9,7 @@
   full disk fails) is kept by the agent and sent again once the store is back: stored once, the
   task not re-run.
 
-The coordinator expects a heartbeat every second (e2e_helpers), so three missed are 3 s.
+The coordinator expects a heartbeat every second (e2e_helpers; the outage test: 2 s).
 """
 
 from __future__ import annotations
@@ -108,17 +108,20 @@ def test_a_killed_agent_gets_no_work_and_its_leases_cost_no_attempt(fog: Fog) ->
 
 
 def test_a_coordinator_outage_charges_no_attempt_and_reruns_nothing(fog: Fog) -> None:
-    fog.start_coordinator()
-    fog.start_agent("a")
-    fog.start_agent("b")
+    # Heartbeats every 2 s (lost after 6 s); the agents retry at most every 3 s, so after the
+    # restart they come back well inside that window but after the coordinator's first round.
+    fog.start_coordinator(heartbeat_interval=2.0)
+    fog.start_agent("a", backoff_max=3.0)
+    fog.start_agent("b", backoff_max=3.0)
     _ready(fog, 2)
     work = [fog.submit(BURN, {"seconds": 1.0}, max_attempts=1) for _ in range(6)]
     wait_until(lambda: any(fog.task(i)["state"] == "running" for i in work), 30, "a task running")
     fog.kill("coordinator")
-    # The outage itself (not a wait for something): longer than three heartbeat intervals, and
-    # long enough for the running tasks to finish with their results held by the agents.
-    time.sleep(4.5)
-    fog.start_coordinator()
+    # The outage itself (not a wait for something): longer than three heartbeat intervals and
+    # than the dispatch timeout (5 s), long enough for the agents to finish the running tasks
+    # and keep their results.
+    time.sleep(7.0)
+    fog.start_coordinator(heartbeat_interval=2.0)
 
     tasks = wait_until(lambda: _all_finished(fog, work), 90, "every task to finish")
     for task in tasks:

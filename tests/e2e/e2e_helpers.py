@@ -48,14 +48,14 @@ class Fog:
         self.procs[name] = proc
         return proc
 
-    def start_coordinator(self) -> None:
+    def start_coordinator(self, *, heartbeat_interval: float = 1.0) -> None:
         self._spawn(
             "coordinator",
             [
                 "coordinator",
                 "--data-dir", str(self.coord_dir),
                 "--port", str(self.port),
-                "--heartbeat-interval", "1",
+                "--heartbeat-interval", str(heartbeat_interval),
                 "--scheduling-interval", "0.2",
                 "--dispatch-timeout", "5",
                 "--log-level", "warning",
@@ -95,6 +95,8 @@ class Fog:
         join: bool = True,
         token: str | None = None,
         extra: list[str] = (),
+        site: str | None = None,
+        backoff_max: float = 1.0,
     ) -> None:
         args = [
             "agent",
@@ -102,9 +104,11 @@ class Fog:
             "--profile", profile,
             "--heartbeat", "0.5",
             "--workers", "1",
-            "--backoff-max", "1",
+            "--backoff-max", str(backoff_max),
             "--log-level", "warning",
         ]  # fmt: skip
+        if site is not None:
+            args += ["--label", f"site={site}"]
         if join:
             args += ["--join", token or self.token()]
         self._spawn(name, [*args, *extra])

@@ -423,6 +423,8 @@ async def test_restart_keeps_unfinished_work(tmp_path: Path, clock: ManualClock)
     ) as again:
         assert again.get_task_status(queued)["state"] == "scheduled"
         assert again.get_task_status(more)["state"] == "pending"
+        assert again.nodes() == []  # not heard from since the restart: no new work yet
+        await again.update_node_state("a", desktop("a"))
         assert [n.device_id for n in again.nodes()] == ["a"]
         assert again.nodes()[0].n_running == 1
         await again.report_result(queued, "a", 1, "ok")

@@ -326,3 +326,10 @@ def test_a_one_shot_ticket_spent_by_a_holder_is_accepted_again_only_from_that_ho
     verifier.verify(anonymous, audience=AUD, scope="enrol")
     with pytest.raises(ReplayError):
         verifier.verify(anonymous, audience=AUD, scope="enrol", holder="dev-a")
+
+
+def test_ticket_ids_never_read_as_command_line_options(issuer: TicketIssuer) -> None:
+    # `fogmesh token revoke ID` takes the id as an argument: one starting with "-" was an error.
+    for _ in range(300):
+        _, ticket = issuer.issue_with_claims(subject="s", audience=AUD, scopes=["read"], ttl=60)
+        assert ticket.ticket_id[0].isalnum()

@@ -330,8 +330,11 @@ async def test_requeue_fails_the_task_with_its_history_once_attempts_are_used(
     assert await store.pending_tasks() == []
 
 
-@pytest.mark.parametrize("outcome", ["preempted", "refused", "not_accepted"])
-async def test_preemption_and_refusals_are_not_charged_as_an_attempt(
+@pytest.mark.parametrize(
+    "outcome",
+    ["preempted", "refused", "not_accepted", "disconnected", "offline", "coordinator_restart"],
+)
+async def test_a_loss_or_refusal_that_is_not_the_tasks_fault_is_not_charged(
     store: Store, make_task: MakeTask, outcome: str
 ) -> None:
     # A device that refuses a task (its policy, or a payload it does not take) burns nothing.

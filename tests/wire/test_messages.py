@@ -26,7 +26,7 @@ from fogmesh.wire import (
 )
 from fogmesh.wire.channel import SecureChannel
 from fogmesh.wire.framing import MAX_MESSAGE
-from fogmesh.wire.messages import ProtocolError
+from fogmesh.wire.messages import STORE_UNAVAILABLE, ProtocolError, ResultAck
 
 TASK = Task(id="01J", type=TaskType.TRAINING, attempt=3, payload=PythonPayload("m:f", {"a": [1]}))
 
@@ -51,6 +51,21 @@ def test_round_trip(message: object) -> None:
 def test_assign_keeps_the_fencing_attempt() -> None:
     decoded = decode(encode(Assign(task=TASK)))
     assert isinstance(decoded, Assign) and decoded.task.attempt == 3
+
+
+def test_a_report_the_store_could_not_take_is_not_a_refusal() -> None:
+    deferred = ResultAck(
+        task_id="t", attempt=2, accepted=False, code=STORE_UNAVAILABLE, reason="disk full",
+        retry_after=1.0,
+    )  # fmt: skip
+    assert decode(encode(deferred)) == deferred
+    # Compatible within version 1: an older coordinator's refusal has no retry_after (0), and an
+    # older agent reading a newer ack finds every field it knew.
+    refusal = msgspec.msgpack.encode(
+        {"t": "result_ack", "task_id": "t", "attempt": 2, "accepted": False, "code": "stale"}
+    )
+    decoded = decode(bytes([PROTOCOL_VERSION]) + refusal)
+    assert isinstance(decoded, ResultAck) and decoded.retry_after == 0.0
 
 
 @pytest.mark.parametrize(

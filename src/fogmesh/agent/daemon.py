@@ -9,7 +9,9 @@
   forbids (telling the coordinator why); otherwise it runs the task under limits computed from
   the task and the policy, and reports the outcome with the lease's attempt number.
 * Tasks keep running when the link drops; outcomes wait in an outbox until the coordinator
-  acknowledges them (a fenced-off attempt is acknowledged as refused, and dropped too).
+  acknowledges them (a fenced-off attempt is acknowledged as refused, and dropped too). One the
+  coordinator could not store now (``result_ack.retry_after``) stays and is sent again, with
+  backoff, on this session or the next.
 """
 
 from __future__ import annotations
@@ -192,6 +194,9 @@ class AgentDaemon:
         self._rng = rng or random.Random()
         self._running: dict[Key, asyncio.Task[None]] = {}
         self._outbox: dict[Key, ResultMsg | Refused] = {}
+        # Reports the coordinator could not store yet: how often, and the timer sending again.
+        self._report_retries: dict[Key, int] = {}
+        self._resends: dict[Key, asyncio.Task[None]] = {}
         self._link: Link | None = None
         self._outgoing: asyncio.Queue[Message] | None = None  # the session's sender's queue
         self._optimization: ResourceOptimization | None = None
@@ -286,6 +291,8 @@ class AgentDaemon:
                     await link.channel.send(Goodbye(reason="agent stopped"))
 
     async def _finish(self) -> None:
+        for resend in list(self._resends.values()):
+            resend.cancel()
         for task in list(self._running.values()):
             task.cancel()
         for task in list(self._running.values()):
@@ -451,8 +458,14 @@ class AgentDaemon:
             if (message.task_id, message.attempt) in self._running:
                 await self.runner.cancel(message.task_id)
         elif isinstance(message, ResultAck):
-            self._outbox.pop((message.task_id, message.attempt), None)
-            self._artefacts.pop((message.task_id, message.attempt), None)
+            key = (message.task_id, message.attempt)
+            if not message.accepted and message.retry_after > 0:
+                if key in self._outbox:
+                    self._send_again_later(key, message.retry_after, message.reason)
+                return
+            self._report_retries.pop(key, None)
+            self._outbox.pop(key, None)
+            self._artefacts.pop(key, None)
             if not self._outbox:
                 self._all_acked.set()
             if not message.accepted:
@@ -463,6 +476,38 @@ class AgentDaemon:
             self._on_model_message(message)
         elif isinstance(message, ErrorMsg):
             log.warning("coordinator error: %s", message.reason)
+
+    def _send_again_later(self, key: Key, at_least: float, reason: str) -> None:
+        """The coordinator could not store this report now: keep it, and send it again after
+        ``at_least`` seconds, doubling per try up to ``backoff_max`` (with jitter, so a fleet
+        does not hammer a recovering database in step) but at least once per coordinator
+        heartbeat interval (it holds the lease while tries keep coming). A new session sends
+        it at once."""
+        tries = self._report_retries.get(key, 0)
+        self._report_retries[key] = tries + 1
+        longest = min(self.config.backoff_max, self._server_interval)
+        cap = max(at_least, min(at_least * 2 ** min(tries, 16), longest))
+        delay = self._rng.uniform(at_least, cap)
+        log.info("coordinator could not store the report of %s yet (%s); again in %.1f s",
+                 key[0], reason, delay)  # fmt: skip
+        previous = self._resends.pop(key, None)
+        if previous is not None:
+            previous.cancel()
+        self._resends[key] = asyncio.create_task(self._send_again(key, delay))
+
+    async def _send_again(self, key: Key, delay: float) -> None:
+        try:
+            await asyncio.sleep(delay)
+            message = self._outbox.get(key)
+            if message is None:
+                return  # answered meanwhile
+            if isinstance(message, ResultMsg):
+                await self._send_result(message)
+            else:
+                await self._send(message)
+        finally:
+            if self._resends.get(key) is asyncio.current_task():
+                del self._resends[key]
 
     async def _assign(self, task: Task) -> None:
         key = (task.id, task.attempt)

@@ -11,6 +11,9 @@ The store is the truth; this object is an adapter around the pure cores:
   not there".
 * Devices (or the agent link of a later issue) report ``started`` / ``result`` / ``failure`` /
   ``refused`` with their lease's attempt number; a stale attempt is refused (fencing).
+* A device takes new work only while it can: not after its agent link closed (``link_closed``)
+  and, after a (re)start, not before it has been heard from again. Leases it loses that way are
+  not charged to their tasks (``fog.lifecycle``).
 
 Reads that the seed makes synchronous (``get_task_status``, ``get_system_status``) are answered
 from state this object keeps in step with every transition it makes; it is the only writer of its
@@ -40,6 +43,7 @@ from fogmesh.errors import (
     FogmeshError,
     InvalidRequest,
     StaleAttempt,
+    StoreError,
     TaskNotFound,
 )
 from fogmesh.fog.clusters import (
@@ -50,7 +54,17 @@ from fogmesh.fog.clusters import (
     form,
 )
 from fogmesh.fog.idempotency import submit_key
-from fogmesh.fog.lifecycle import LifecycleConfig, expired_leases, stale_before
+from fogmesh.fog.lifecycle import (
+    DISCONNECTED,
+    LINK_LOSSES,
+    OFFLINE,
+    LifecycleConfig,
+    expired_leases,
+    link_loss_outcome,
+    links_given_up,
+    lost_cutoff,
+    lost_device_outcome,
+)
 from fogmesh.fog.scheduler import (
     DEFAULT_CONFIG,
     ClusterSnapshot,
@@ -179,6 +193,16 @@ class FogCoordinator:
         self._leases: dict[str, dict[str, Task]] = {}  # device → its SCHEDULED/RUNNING tasks
         self._deadlines: list[tuple[float, str]] = []  # (deadline, task id) of PENDING tasks
         self._next_lost_check = 0.0
+        # When this coordinator started watching its devices: liveness and leases are measured
+        # from here too, so its own downtime is never held against a device or a task.
+        self._watching_since = -math.inf
+        # Devices that take no new work until they are heard from: those loaded at start, and
+        # those whose agent link closed (with when, until their leases are given up).
+        self._silent: set[str] = set()
+        self._link_closed_at: dict[str, float] = {}
+        # Task → (attempt, when) of a result that arrived but could not be stored: that lease
+        # does not run out while the device sends the result again.
+        self._results_waiting: dict[str, tuple[int, float]] = {}
         self._next_recluster = 0.0
         self._beats: set[asyncio.Task[None]] = set()  # heartbeats being written behind
         self._run_s: dict[str, float] = {}  # device → moving average of its tasks' run time
@@ -219,6 +243,7 @@ class FogCoordinator:
                 return
             if self._store is None:
                 self._store = await open_store(self._store_url, self._data_dir)
+            self._watching_since = self.clock.time()
             await self._load()
             self._round_lock = asyncio.Lock()
             self._wake = asyncio.Event()
@@ -281,6 +306,10 @@ class FogCoordinator:
                     break
                 after = page[-1].id
         for record in await store.list_devices():
+            if record.status in _LOSABLE:
+                # Known from before the start, but not heard from since: no work until it is
+                # (lost and offline ones take none anyway).
+                self._silent.add(record.device_id)
             self._adopt_device(record, record.labels)
         records = await store.load_clusters()
         if records:
@@ -550,7 +579,10 @@ class FogCoordinator:
         record = await store.upsert_device(profile, self.clock.time(), labels=labels)
         if known:
             # A device that registers again has restarted: whatever it held is gone.
-            await self._requeue_device_leases(record.device_id, "lost", "device re-registered")
+            await self._requeue_device_leases(
+                record.device_id, DISCONNECTED, "device re-registered (it restarted)"
+            )
+        self._heard(record.device_id)
         self._adopt_device(record, record.labels)
         self._clusters_dirty = True
         self._kick()
@@ -587,6 +619,8 @@ class FogCoordinator:
             beat = asyncio.create_task(self._write_heartbeat(store, device_id, now, profile))
             self._beats.add(beat)
             beat.add_done_callback(self._beats.discard)
+        if self._silent:
+            self._heard(device_id)
         self._adopt_device(record, record.labels, profile)
         await self._evict(device_id)
         if before is None or before.record.status is not DeviceStatus.READY:
@@ -640,6 +674,7 @@ class FogCoordinator:
         await store.get_device(device_id)
         await self._requeue_device_leases(device_id, "removed", "device removed")
         await store.remove_device(device_id)
+        self._heard(device_id)
         self._devices.pop(device_id, None)
         self._fleet.remove(device_id)
         log.info("device %s removed", device_id)
@@ -665,12 +700,37 @@ class FogCoordinator:
         """The device said goodbye: no new work, its leases go back to the queue now (not after
         missed heartbeats). Its next heartbeat or registration makes it ready again."""
         store = await self._ready()
-        await self._requeue_device_leases(device_id, "offline", reason)
+        await self._requeue_device_leases(device_id, OFFLINE, reason)
+        self._link_closed_at.pop(device_id, None)  # nothing left to wait for
         record = await store.set_device_status(device_id, DeviceStatus.OFFLINE)
         self._adopt_device(record, record.labels)
         self._clusters_dirty = True
         self._kick()
         return record
+
+    async def link_closed(self, device_id: str) -> None:
+        """The device's agent link closed (its process died, its network went): it takes no new
+        work from now on. Its leases wait ``reconnect_grace`` for the agent to come back holding
+        them (running work survives a network blip), then go back to the queue, not charged.
+        Its next registration or heartbeat makes it placeable again."""
+        await self._ready()
+        if device_id not in self._devices:
+            return
+        self._silent.add(device_id)
+        self._link_closed_at[device_id] = self.clock.time()
+        self._fleet.remove(device_id)
+        self._kick()
+
+    def devices_can_connect(self) -> None:
+        """The endpoint devices report to is up from now on (the service calls this when it
+        starts listening): a (re)started coordinator's devices are given their liveness window
+        from here, not from when it began loading, so a slow start costs none of them."""
+        self._watching_since = max(self._watching_since, self.clock.time())
+
+    def _heard(self, device_id: str) -> None:
+        """The device spoke (registered or sent a heartbeat): it may take work again."""
+        self._silent.discard(device_id)
+        self._link_closed_at.pop(device_id, None)
 
     async def add_deployed_model(self, device_id: str, model_id: str) -> DeviceRecord:
         """Note that a device now holds a model: the scheduler prefers it for that model's work."""
@@ -729,9 +789,9 @@ class FogCoordinator:
             profile, self.config.policy, prev.optimization if prev is not None else None
         )
         self._devices[record.device_id] = _Device(record, optimization, dict(labels))
-        if record.status is not DeviceStatus.READY:
-            # Lost, offline and draining devices take no new work; their leases stay counted
-            # through the tasks themselves.
+        if record.status is not DeviceStatus.READY or record.device_id in self._silent:
+            # Lost, offline, draining and silent devices take no new work; their leases stay
+            # counted through the tasks themselves.
             self._fleet.remove(record.device_id)
             return
         running = [
@@ -785,7 +845,11 @@ class FogCoordinator:
         """The task completed; ``wall_s`` is how long it ran on the device, if the device says
         (it sets how deep the device's queue of short tasks may be: ``queue_depth``)."""
         store = await self._ready()
-        task = await store.complete(task_id, device_id, attempt, result, self.clock.time())
+        try:
+            task = await store.complete(task_id, device_id, attempt, result, self.clock.time())
+        except StoreError:
+            self._result_not_stored(task_id, device_id, attempt)
+            raise
         if wall_s is not None and math.isfinite(wall_s) and wall_s >= 0:
             depth = self.queue_depth(device_id)
             last = self._run_s.get(device_id)
@@ -821,10 +885,14 @@ class FogCoordinator:
         now = self.clock.time()
         self._check_lease(task_id, device_id, attempt)
         why = str(error.get("reason", error.get("code")))
-        if retry:
-            task = await store.requeue(task_id, attempt, "failed", why, now)
-        else:
-            task = await store.fail(task_id, device_id, attempt, error, now)
+        try:
+            if retry:
+                task = await store.requeue(task_id, attempt, "failed", why, now)
+            else:
+                task = await store.fail(task_id, device_id, attempt, error, now)
+        except StoreError:
+            self._result_not_stored(task_id, device_id, attempt)
+            raise
         self._release(task_id, device_id)
         self._track(task, self._live.get(task_id))
         self._requeued(task, device_id, f"failed: {why}" if retry else why)
@@ -842,13 +910,37 @@ class FogCoordinator:
         store = await self._ready()
         self._check_lease(task_id, device_id, attempt)
         outcome = "not_accepted" if code in NOT_ACCEPTED_CODES else "refused"
-        task = await store.requeue(task_id, attempt, outcome, reason, self.clock.time())
-        log.info("task %s %s by %s: %s", task_id, outcome.replace("_", " "), device_id, reason)
+        try:
+            task = await store.requeue(task_id, attempt, outcome, reason, self.clock.time())
+        except StoreError:
+            self._result_not_stored(task_id, device_id, attempt)
+            raise
         self._release(task_id, device_id)
         self._track(task, self._live.get(task_id))
         self._requeued(task, device_id, f"refused: {reason}")
         self._kick()
         return task
+
+    async def report_lost(self, task_id: str, device_id: str, attempt: int, reason: str) -> Task:
+        """The device came back without a lease it held (its agent restarted and the work went
+        with it): the task goes back to the queue, charged only as ``link_loss_outcome`` says."""
+        store = await self._ready()
+        self._check_lease(task_id, device_id, attempt)
+        task = await store.get_task(task_id)
+        outcome = link_loss_outcome(task, DISCONNECTED, self.config.lifecycle)
+        requeued = await store.requeue(task_id, attempt, outcome, reason, self.clock.time())
+        self._stats["requeues"] += 1
+        self._release(task_id, device_id)
+        self._track(requeued, self._live.get(task_id))
+        self._kick()
+        return requeued
+
+    def _result_not_stored(self, task_id: str, device_id: str, attempt: int) -> None:
+        """The device's report of its lease could not be written (the store failed): the lease
+        must not run out while the device sends it again."""
+        task = self._live.get(task_id)
+        if task is not None and task.assigned_device == device_id and task.attempt == attempt:
+            self._results_waiting[task_id] = (attempt, self.clock.time())
 
     def _check_lease(self, task_id: str, device_id: str, attempt: int) -> None:
         task = self._live.get(task_id)
@@ -955,6 +1047,8 @@ class FogCoordinator:
             now = self.clock.time()
             self._stats["rounds"] += 1
             await self._mark_lost(now)
+            if self._link_closed_at:
+                await self._give_up_links(now)
             await self._expire_leases(now)
             if self._clusters_dirty and now >= self._next_recluster:
                 # Membership changes are folded into a later round rather than paid for on
@@ -1090,8 +1184,22 @@ class FogCoordinator:
                     log.exception("dispatch of %s failed", leased.id)
 
     async def _expire_leases(self, now: float) -> None:
-        leased = [t for held in self._leases.values() for t in held.values()]
-        for expiry in expired_leases(leased, now, self.config.lifecycle):
+        # A silent device's leases end by its liveness or link rule, never by a timeout: the
+        # device could not have reported.
+        silent = self._silent
+        leased = [
+            t
+            for device, held in self._leases.items()
+            if device not in silent
+            for t in held.values()
+        ]
+        for expiry in expired_leases(
+            leased,
+            now,
+            self.config.lifecycle,
+            watching_since=self._watching_since,
+            results_waiting=self._results_waiting,
+        ):
             try:
                 task = await self.store.requeue(
                     expiry.task_id, expiry.attempt, expiry.outcome, expiry.reason, now
@@ -1109,7 +1217,7 @@ class FogCoordinator:
         # Liveness is judged at a quarter of the heartbeat interval: finer buys nothing, and
         # the scan is O(devices). The store is asked only when memory sees a silent device.
         self._next_lost_check = now + self.config.lifecycle.heartbeat_interval / 4
-        cutoff = stale_before(now, self.config.lifecycle)
+        cutoff = lost_cutoff(now, self.config.lifecycle, self._watching_since)
         if not any(
             d.record.status in _LOSABLE and d.record.last_heartbeat < cutoff
             for d in self._devices.values()
@@ -1122,8 +1230,15 @@ class FogCoordinator:
             return
         for device_id in lost:
             log.warning("device %s missed its heartbeats: lost", device_id)
-            await self._requeue_device_leases(device_id, "lost", "device missed its heartbeats")
             known = self._devices.get(device_id)
+            if device_id in self._link_closed_at:
+                del self._link_closed_at[device_id]
+                outcome, reason = DISCONNECTED, "the device's link closed and did not come back"
+            else:
+                last = known.record.last_heartbeat if known is not None else -math.inf
+                outcome, reason = lost_device_outcome(last, self._watching_since)
+            self._silent.discard(device_id)  # its status keeps it out from now on
+            await self._requeue_device_leases(device_id, outcome, reason)
             if known is None:  # not in memory (one coordinator per store): read it once
                 record = await self.store.get_device(device_id)
                 self._adopt_device(record, record.labels)
@@ -1135,6 +1250,17 @@ class FogCoordinator:
             self._fleet.remove(device_id)
         self._clusters_dirty = True
 
+    async def _give_up_links(self, now: float) -> None:
+        """Requeue the leases of devices whose link closed and did not come back in time."""
+        grace = self.config.lifecycle.reconnect_grace
+        for device_id in links_given_up(self._link_closed_at, now, self.config.lifecycle):
+            del self._link_closed_at[device_id]  # it stays silent until heard from
+            log.info("device %s did not reconnect within %g s: its leases are requeued",
+                     device_id, grace)  # fmt: skip
+            await self._requeue_device_leases(
+                device_id, DISCONNECTED, f"the device's link closed; not back within {grace:g} s"
+            )
+
     async def _requeue_device_leases(self, device_id: str, outcome: str, reason: str) -> None:
         if not self._leases.get(device_id):
             # Memory holds every lease (loaded at start; one coordinator per store): a device
@@ -1142,8 +1268,15 @@ class FogCoordinator:
             return
         now = self.clock.time()
         for task in await self.store.leased_tasks(device_id):
+            lease_outcome = (
+                link_loss_outcome(task, outcome, self.config.lifecycle)
+                if outcome in LINK_LOSSES
+                else outcome
+            )
             try:
-                requeued = await self.store.requeue(task.id, task.attempt, outcome, reason, now)
+                requeued = await self.store.requeue(
+                    task.id, task.attempt, lease_outcome, reason, now
+                )
             except FogmeshError:
                 continue
             self._stats["requeues"] += 1
@@ -1225,6 +1358,8 @@ class FogCoordinator:
     # -- bookkeeping ------------------------------------------------------------------------
     def _track(self, task: Task, before: Task | None) -> None:
         """Keep counts, the live set, its indexes and waiters in step with a transition."""
+        if self._results_waiting and task.state not in _LEASED:
+            self._results_waiting.pop(task.id, None)
         if before is not None and before.state is not task.state:
             self._counts[before.state] -= 1
             self._counts[task.state] += 1

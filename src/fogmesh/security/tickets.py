@@ -276,7 +276,9 @@ class TicketIssuer:
         now = math.floor(self._clock.time())
         start = now if not_before is None else math.floor(not_before)
         end = start + math.ceil(ttl)
-        jti = ticket_id or secrets.token_urlsafe(16)
+        # Hex, not base64url: an id that starts with "-" reads as an option on a command line
+        # (`fogmesh token revoke -x…`), one id in 32.
+        jti = ticket_id or secrets.token_hex(16)
         claims = _Claims(
             sub=subject,
             aud=audience,

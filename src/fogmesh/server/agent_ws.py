@@ -11,6 +11,12 @@ up are WebSocket close codes with a short reason, because there is no key to enc
 Dispatch is push: the FogCoordinator's ``dispatcher`` hook hands each new lease to ``dispatch``,
 which queues an ``Assign`` on the device's live session. No session: nothing is sent, and the
 lease times out and is placed again (the store is the truth, the push only a shortcut).
+
+When a device's newest session ends (not when the coordinator itself shuts down, nor when a
+newer session replaced it) the coordinator is told at once (``FogCoordinator.link_closed``): the
+device takes no new work until it registers again. A report the store cannot take now is
+answered ``result_ack`` with ``retry_after`` (code ``store_unavailable``): the agent keeps it and
+sends it again.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from fogmesh.security.tickets import Ticket
 from fogmesh.store import profile_from_dict
 from fogmesh.wire.channel import PROLOGUE, SecureChannel
 from fogmesh.wire.messages import (
+    STORE_UNAVAILABLE,
     ArtefactChunk,
     Assign,
     Cancel,
@@ -79,6 +86,9 @@ HANDSHAKE_TIMEOUT: Final = 10.0
 _OUTBOX: Final = 10_000
 _REPORTS_IN_FLIGHT: Final = 1024  # per session; beyond this the session stops reading
 _SEND_BATCH: Final = 256  # messages taken from the outbox per send
+# Asked of an agent whose report the store could not take (it backs off further on its own):
+# long enough for a restarting database, short against any lease.
+REPORT_RETRY_S: Final = 1.0
 
 
 class _Closed(Exception):
@@ -96,6 +106,9 @@ class _Session:
     report_slots: asyncio.Semaphore = field(
         default_factory=lambda: asyncio.Semaphore(_REPORTS_IN_FLIGHT)
     )
+    # Big-result uploads whose chunk the artefact store could not write (disk full): their
+    # result is answered "could not store now", and the agent uploads again.
+    artefacts_unwritten: set[tuple[str, int]] = field(default_factory=set)
 
 
 async def _recv_frame(ws: WebSocket) -> bytes:
@@ -112,6 +125,10 @@ class AgentHub:
     def __init__(self, service: CoordinatorService) -> None:
         self._service = service
         self.sessions: dict[str, _Session] = {}
+        # Each device's newest session, from the moment its "register" arrived: only the end of
+        # that one means the device's link is gone.
+        self._newest: dict[str, _Session] = {}
+        self._shutting_down = False  # sessions closed by our own shutdown lose no work
         self.setup = SetupGate(service.config.handshakes_at_once)
         self._link_log = TaskLog(log)  # a connect storm of thousands: lines at a bounded rate
 
@@ -144,7 +161,13 @@ class AgentHub:
                     Cancel(task_id=task.id, attempt=task.attempt, reason="cancelled")
                 )
 
+    def shutting_down(self) -> None:
+        """The coordinator is stopping: the sessions that end from now on lose their devices
+        no work (they will reconnect to the restarted coordinator holding it)."""
+        self._shutting_down = True
+
     async def close_all(self) -> None:
+        self.shutting_down()
         for session in list(self.sessions.values()):
             with contextlib.suppress(Exception):
                 await session.websocket.close(1001, "coordinator shutting down")
@@ -194,6 +217,16 @@ class AgentHub:
                 await sender
             if self.sessions.get(device.device_id) is session:
                 del self.sessions[device.device_id]
+            if self._newest.get(device.device_id) is session:
+                del self._newest[device.device_id]
+                if not self._shutting_down:
+                    await self._link_closed(device.device_id)
+
+    async def _link_closed(self, device_id: str) -> None:
+        try:
+            await self._service.coordinator.link_closed(device_id)
+        except FogmeshError as exc:  # e.g. the coordinator is closing
+            log.info("link end of %s not noted: %s", device_id, exc.reason)
 
     async def _refuse(self, ws: WebSocket, code: int, error: str, reason: str) -> None:
         self._service.metrics.handshake_failures[error] += 1
@@ -273,6 +306,7 @@ class AgentHub:
         first = await session.channel.recv()
         if not isinstance(first, Register):
             raise ProtocolError("the first message of a session must be 'register'")
+        self._newest[device.device_id] = session
         with self.setup.registration():
             profile = _profile(first.profile, device.device_id)
             session.channel.bundling = first.bundles
@@ -366,12 +400,11 @@ class AgentHub:
                 self._service.metrics.dispatched += 1
                 continue
             try:  # running here before the agent restarted: its work is gone, retry elsewhere
-                await coordinator.report_failure(
+                await coordinator.report_lost(
                     task.id,
                     session.device_id,
                     task.attempt,
-                    {"code": "lost", "reason": "the agent restarted without this task"},
-                    retry=True,
+                    "the agent restarted without this task",
                 )
             except FogmeshError as exc:
                 log.info("could not take back %s: %s", task.id, exc.reason)
@@ -395,7 +428,7 @@ class AgentHub:
                 svc.metrics.dispatch_to_start.observe(task.started_at - task.scheduled_at)
             return None
         if isinstance(message, ResultMsg | Refused):
-            return await self._report(device_id, message)
+            return await self._report(session, message)
         if isinstance(message, Goodbye):
             await coordinator.mark_offline(device_id, message.reason or "agent stopped")
             raise _Closed
@@ -450,16 +483,28 @@ class AgentHub:
             log.info("artefact chunk for %s/%s not taken: no such lease on %s",
                      m.task_id, m.attempt, session.device_id)  # fmt: skip
             return
+        key = (m.task_id, m.attempt)
+        if m.offset == 0:
+            session.artefacts_unwritten.discard(key)  # an upload starting over
+        elif key in session.artefacts_unwritten:
+            return
         try:
             store.append(m.task_id, m.attempt, m.offset, m.total, m.data)
+        except StoreError as exc:  # the disk, not the upload: the agent will upload it again
+            log.warning("artefact chunk for %s not written: %s", m.task_id, exc.reason)
+            session.artefacts_unwritten.add(key)
+            store.discard(m.task_id, m.attempt)
         except FogmeshError as exc:  # the result's check will then fail and the task is retried
             log.info("artefact chunk for %s refused: %s", m.task_id, exc.reason)
             store.discard(m.task_id, m.attempt)
 
-    async def _apply_result(self, device_id: str, m: ResultMsg) -> Task | None:
+    async def _apply_result(self, session: _Session, m: ResultMsg) -> Task | None:
         coordinator = self._service.coordinator
+        device_id = session.device_id
         if m.status == "completed" and m.artefact is not None:
             store = self._service.artefacts
+            if (m.task_id, m.attempt) in session.artefacts_unwritten:
+                raise StoreError(f"the artefact of {m.task_id} could not be written")
             try:
                 if store is None:
                     raise IntegrityError("this coordinator keeps no artefacts")
@@ -489,35 +534,57 @@ class AgentHub:
             return done
         return await _apply_result(coordinator, device_id, m)
 
-    async def _report(self, device_id: str, message: ResultMsg | Refused) -> ResultAck:
+    async def _report(self, session: _Session, message: ResultMsg | Refused) -> ResultAck:
         svc = self._service
         coordinator = svc.coordinator
+        device_id = session.device_id
         task_id, attempt = message.task_id, message.attempt
         try:
             if isinstance(message, Refused):
-                svc.metrics.refusals += 1
                 await coordinator.report_refused(
                     task_id, device_id, attempt, message.reason, code=message.code
                 )
             else:
-                svc.metrics.results[message.status] += 1
-                svc.metrics.run_wall.observe(message.wall_s)
-                task = await self._apply_result(device_id, message)
+                task = await self._apply_result(session, message)
                 if task is not None and task.finished_at is not None:
                     svc.metrics.submit_to_finish.observe(task.finished_at - task.created_at)
                     if task.started_at == task.finished_at and task.scheduled_at is not None:
                         # The agent left out "started": the result marked it (store.complete).
                         svc.metrics.dispatch_to_start.observe(task.started_at - task.scheduled_at)
+        except StoreError as exc:  # not refused, just not written now: the agent sends it again
+            svc.metrics.reports_deferred += 1
+            log.warning("report for %s not stored, the agent will send it again: %s",
+                        task_id, exc.reason)  # fmt: skip
+            return ResultAck(
+                task_id=task_id,
+                attempt=attempt,
+                accepted=False,
+                code=STORE_UNAVAILABLE,
+                reason=exc.reason,
+                retry_after=REPORT_RETRY_S,
+            )
         except (StaleAttempt, IllegalTransition) as exc:
+            self._count_report(message)
             svc.metrics.stale_reports += 1
             return ResultAck(
                 task_id=task_id, attempt=attempt, accepted=False, code=exc.code, reason=exc.reason
             )
         except FogmeshError as exc:  # e.g. an unknown task id, a result too large to store
+            self._count_report(message)
             return ResultAck(
                 task_id=task_id, attempt=attempt, accepted=False, code=exc.code, reason=exc.reason
             )
+        self._count_report(message)
         return ResultAck(task_id=task_id, attempt=attempt, accepted=True)
+
+    def _count_report(self, message: ResultMsg | Refused) -> None:
+        # Once per report answered for good: one the store could not take is sent again.
+        metrics = self._service.metrics
+        if isinstance(message, Refused):
+            metrics.refusals += 1
+        else:
+            metrics.results[message.status] += 1
+            metrics.run_wall.observe(message.wall_s)
 
 
 async def _apply_result(coordinator: Any, device_id: str, m: ResultMsg) -> Task | None:

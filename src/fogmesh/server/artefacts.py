@@ -7,6 +7,8 @@ after a reconnect is fine; any other gap is refused); the result's digest and si
 against the file before it is renamed to ``artefacts/<task>.json`` and the task completes with a
 reference to it (``GET /v1/tasks/{id}/artefact``). A partial file whose check fails is removed at
 once; one that never gets its result (the agent died mid-upload) is removed at the next start.
+A disk that fails (full, read-only) is a ``StoreError``: the upload was fine, and the agent is
+asked to send it again.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import re
 from pathlib import Path
 from typing import Final
 
-from fogmesh.errors import IntegrityError, InvalidRequest, NotFound
+from fogmesh.errors import IntegrityError, InvalidRequest, NotFound, StoreError
 
 __all__ = ["MAX_ARTEFACT_BYTES", "ArtefactStore"]
 
@@ -58,10 +60,13 @@ class ArtefactStore:
             raise InvalidRequest(f"artefact chunk at {offset}, expected {have}")
         if offset + len(data) > total:
             raise InvalidRequest("artefact chunk runs past the announced size")
-        with part.open("r+b" if offset else "wb") as f:
-            f.seek(offset)
-            f.write(data)
-            f.truncate()
+        try:
+            with part.open("r+b" if offset else "wb") as f:
+                f.seek(offset)
+                f.write(data)
+                f.truncate()
+        except OSError as exc:
+            raise StoreError(f"artefact chunk not written: {exc.strerror or exc}") from exc
 
     def finish(self, task_id: str, attempt: int, sha256: str, size: int) -> Path:
         """Check the uploaded file against the result's digest and size and keep it."""
@@ -87,6 +92,8 @@ class ArtefactStore:
         except IntegrityError:
             part.unlink(missing_ok=True)
             raise
+        except OSError as exc:
+            raise StoreError(f"artefact not kept: {exc.strerror or exc}") from exc
 
     def discard(self, task_id: str, attempt: int) -> None:
         self._part(task_id, attempt).unlink(missing_ok=True)

@@ -50,6 +50,7 @@ class Metrics:
         self.results: Counter[str] = Counter()  # by runner status
         self.refusals = 0
         self.stale_reports = 0
+        self.reports_deferred = 0  # reports the store could not take then (sent again)
         self.dispatched = 0
         self.enrolments = 0
         self.model_transfers = 0  # models streamed to agents over the link
@@ -106,6 +107,12 @@ def render(metrics: Metrics, status: Mapping[str, Any]) -> str:
     out.append(f"fogmesh_refusals_total {metrics.refusals}")
     out += _family("fogmesh_stale_reports_total", "counter", "Reports fenced off (old attempt).")
     out.append(f"fogmesh_stale_reports_total {metrics.stale_reports}")
+    out += _family(
+        "fogmesh_reports_deferred_total",
+        "counter",
+        "Results and refusals the store could not take then; the agent sends them again.",
+    )
+    out.append(f"fogmesh_reports_deferred_total {metrics.reports_deferred}")
     out += _family("fogmesh_enrolments_total", "counter", "Devices enrolled.")
     out.append(f"fogmesh_enrolments_total {metrics.enrolments}")
     out += _family(

@@ -384,7 +384,7 @@ async def run_coordinator(config: ServerConfig, *, log_level: str = "info") -> N
             )
         )
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, _request_exit, server)
+            loop.add_signal_handler(sig, _request_exit, server, service)
         port = sock.getsockname()[1]
         scheme = "https" if cert else "http"
         url = config.public_url or f"{scheme}://{config.host}:{port}"
@@ -400,6 +400,7 @@ async def run_coordinator(config: ServerConfig, *, log_level: str = "info") -> N
                 flush=True,
             )
         log.info("listening on %s (data in %s)", url, config.data_dir)
+        service.coordinator.devices_can_connect()
         await server.serve(sockets=[sock])
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -409,7 +410,9 @@ async def run_coordinator(config: ServerConfig, *, log_level: str = "info") -> N
         await service.stop()
 
 
-def _request_exit(server: Any) -> None:
+def _request_exit(server: Any, service: CoordinatorService) -> None:
+    # uvicorn closes the agent sessions before the service stops: not the devices' doing.
+    service.hub.shutting_down()
     if server.should_exit:
         server.force_exit = True  # a second signal: stop waiting for in-flight requests
     server.should_exit = True

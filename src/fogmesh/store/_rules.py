@@ -15,6 +15,7 @@ import msgspec
 
 from fogmesh.devices.model import DeviceProfile, DeviceType
 from fogmesh.errors import IdempotencyConflict, InvalidRequest, StaleAttempt, StoreError
+from fogmesh.fog.lifecycle import UNCHARGED_LOSSES
 from fogmesh.fog.tasks import (
     MAX_PAYLOAD_BYTES,
     Task,
@@ -32,9 +33,10 @@ MAX_ID_CHARS: Final = 64
 MAX_DEVICE_ID_CHARS: Final = 128
 MAX_RESULT_BYTES: Final = MAX_PAYLOAD_BYTES  # bigger outputs travel as artefacts
 LEASED: Final = frozenset({TaskState.SCHEDULED, TaskState.RUNNING})
-# The task did nothing wrong: preempted, or refused by a device (its policy said "not now", or
-# it does not take the payload) — a refusal moves the task on without using up an attempt.
-NOT_CHARGED: Final = frozenset({"preempted", "refused", "not_accepted"})
+# The task did nothing wrong: preempted; refused by a device (its policy said "not now", or it
+# does not take the payload), which moves the task on; or lost with its link or the
+# coordinator's downtime.
+NOT_CHARGED: Final = frozenset({"preempted", "refused", "not_accepted"}) | UNCHARGED_LOSSES
 
 
 def sources(target: TaskState) -> frozenset[TaskState]:

@@ -204,8 +204,8 @@ class Store(Protocol):
     ) -> Task:
         """End lease ``attempt`` (outcome e.g. lost/timeout/refused/preempted) and return the task
         to PENDING; FAILED (code ``max_attempts``) once ``max_attempts`` charged attempts are
-        used. A ``preempted``, ``refused`` or ``not_accepted`` attempt is not
-        charged (``_rules.NOT_CHARGED``)."""
+        used. A ``preempted``, ``refused``, ``not_accepted``, ``disconnected``, ``offline`` or
+        ``coordinator_restart`` attempt (``NOT_CHARGED``: not the task's fault) is not charged."""
         ...
 
     async def cancel(self, task_id: str, now: float, reason: str = "cancelled") -> Task:

@@ -17,6 +17,7 @@ from fogmesh.fog.tasks import Task
 
 __all__ = [
     "PROTOCOL_VERSION",
+    "STORE_UNAVAILABLE",
     "AgentMessage",
     "ArtefactChunk",
     "ArtefactRef",
@@ -49,6 +50,9 @@ __all__ = [
 ]
 
 PROTOCOL_VERSION: Final = 1
+# ``result_ack.code`` of a report the coordinator could not store now (its database failed):
+# not refused, the agent keeps it and sends it again after ``retry_after``.
+STORE_UNAVAILABLE: Final = "store_unavailable"
 
 
 class ProtocolError(InvalidRequest):
@@ -189,13 +193,17 @@ class Cancel(_Msg, tag="cancel"):
 
 class ResultAck(_Msg, tag="result_ack"):
     """Answer to ``started``/``result``/``refused``: accepted, or refused with the reason (a stale
-    attempt, an already finished task); either way the agent stops re-sending it."""
+    attempt, an already finished task) and the agent stops sending it — unless ``retry_after``
+    is set (code ``store_unavailable``): the coordinator could not store it now, and the agent
+    keeps it and sends it again after at least that many seconds. (An older agent ignores the
+    field and drops the report, as before.)"""
 
     task_id: str
     attempt: int
     accepted: bool
     code: str = ""
     reason: str = ""
+    retry_after: float = 0.0
 
 
 class ModelOffer(_Msg, tag="model_offer"):

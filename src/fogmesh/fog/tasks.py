@@ -26,6 +26,7 @@ import msgspec
 
 from fogmesh.devices.model import DeviceType
 from fogmesh.errors import IllegalTransition, InvalidRequest
+from fogmesh.fog.payload_bounds import check_payload_bounds
 
 __all__ = [
     "MAX_PAYLOAD_BYTES",
@@ -209,11 +210,7 @@ def validate_task(task: Task) -> Task:
     if isinstance(p, CommandPayload) and not p.argv:
         raise InvalidRequest("command payload needs a non-empty argv", field="payload")
     if p is not None:
-        size = len(msgspec.json.encode(p))
-        if size > MAX_PAYLOAD_BYTES:
-            raise InvalidRequest(
-                f"payload is {size} bytes; the limit is {MAX_PAYLOAD_BYTES}", field="payload"
-            )
+        check_payload_bounds(p, MAX_PAYLOAD_BYTES)
     return task
 
 

@@ -131,6 +131,9 @@ def create_app(config: ServerConfig, *, service: CoordinatorService | None = Non
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = []
         for err in exc.errors()[:5]:
+            if err.get("type") == "json_invalid":  # the decoder's own words say what is wrong
+                problems.append(f"body: {(err.get('ctx') or {}).get('error', 'not JSON')}")
+                continue
             where = ".".join(str(p) for p in err.get("loc", ()))
             problems.append(f"{where}: {err.get('msg', 'invalid')}")
         return _error(422, "invalid_request", "; ".join(problems) or "invalid request")

@@ -8,12 +8,13 @@ import msgspec
 from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, ConfigDict
 
+from fogmesh.server._json import StrictJsonRoute
 from fogmesh.server.auth import AdminTicket, ReadTicket
 from fogmesh.store import DeviceRecord
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/devices", tags=["devices"])
+router = APIRouter(prefix="/v1/devices", tags=["devices"], route_class=StrictJsonRoute)
 
 DeviceId = Annotated[str, Path(min_length=1, max_length=128)]
 

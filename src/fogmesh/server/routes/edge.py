@@ -17,6 +17,7 @@ from fogmesh.devices import preset_names
 from fogmesh.devices.emulated import profile_from_mapping
 from fogmesh.devices.model import DeviceProfile, DeviceType
 from fogmesh.errors import ConfigError, FogmeshError, InvalidRequest
+from fogmesh.server._json import StrictJsonRoute
 from fogmesh.server.auth import AdminTicket, ReadTicket
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["edge"])
+router = APIRouter(tags=["edge"], route_class=StrictJsonRoute)
 
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 DeviceId = Annotated[str, Path(min_length=1, max_length=128, description="edge device id")]

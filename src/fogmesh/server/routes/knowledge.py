@@ -14,6 +14,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from fogmesh.server._json import StrictJsonRoute
 from fogmesh.server.auth import AgentTicket, ReadTicket
 from fogmesh.twin.elevation import Contribution
 
@@ -21,7 +22,7 @@ __all__ = ["KNOWLEDGE_KEY", "router"]
 
 KNOWLEDGE_KEY = "global_knowledge"
 
-router = APIRouter(tags=["knowledge"])
+router = APIRouter(tags=["knowledge"], route_class=StrictJsonRoute)
 
 
 class ContributionIn(BaseModel):

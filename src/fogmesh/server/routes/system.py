@@ -9,12 +9,13 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from fogmesh.security.tokens import create_join_token
+from fogmesh.server._json import StrictJsonRoute
 from fogmesh.server.auth import AdminTicket, ReadTicket
 from fogmesh.server.metrics import render
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["system"])
+router = APIRouter(tags=["system"], route_class=StrictJsonRoute)
 
 
 @router.get("/healthz")

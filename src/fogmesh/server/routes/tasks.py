@@ -6,18 +6,19 @@ import contextlib
 from typing import Annotated, Any, Literal
 
 import msgspec
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from fogmesh.devices.model import DeviceType
 from fogmesh.errors import NotFound
 from fogmesh.fog.tasks import Task, TaskState, TaskType
+from fogmesh.server._json import SafeJSONResponse, StrictJsonRoute, safe_value
 from fogmesh.server.auth import ReadTicket, SubmitTicket
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
+router = APIRouter(prefix="/v1/tasks", tags=["tasks"], route_class=StrictJsonRoute)
 
 TaskId = Annotated[str, Path(min_length=1, max_length=64, description="task id (ULID)")]
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -93,7 +94,15 @@ class CancelIn(BaseModel):
 
 
 def task_json(task: Task) -> dict[str, Any]:
+    """The task as JSON-ready builtins; a stored value too deep to render becomes a marker."""
     value: dict[str, Any] = msgspec.to_builtins(task)
+    payload = value.get("payload")
+    if isinstance(payload, dict):
+        for key in ("args", "input"):
+            if key in payload:
+                payload[key] = safe_value(payload[key])
+    for key in ("result", "error"):
+        value[key] = safe_value(value.get(key))
     return value
 
 
@@ -138,11 +147,13 @@ async def list_tasks(
     state: TaskState | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     after: Annotated[str | None, Query(max_length=64)] = None,
-) -> dict[str, Any]:
+) -> Response:
     """Tasks in creation order; page with ``after`` = the last id of the previous page."""
     store = request.app.state.service.coordinator.store
     tasks = await store.list_tasks(state, limit=limit, after=after)
-    return {"tasks": [task_json(t) for t in tasks], "next": tasks[-1].id if tasks else None}
+    return SafeJSONResponse(
+        {"tasks": [task_json(t) for t in tasks], "next": tasks[-1].id if tasks else None}
+    )
 
 
 @router.get("/{task_id}")
@@ -160,8 +171,8 @@ async def get_task(
     coordinator = request.app.state.service.coordinator
     if wait > 0:
         with contextlib.suppress(TimeoutError):
-            return task_json(await coordinator.wait_for(task_id, timeout=wait))
-    return task_json(await coordinator.get_task(task_id))
+            return SafeJSONResponse(task_json(await coordinator.wait_for(task_id, timeout=wait)))
+    return SafeJSONResponse(task_json(await coordinator.get_task(task_id)))
 
 
 @router.get("/{task_id}/artefact", response_class=FileResponse)
@@ -185,7 +196,9 @@ async def cancel(
 ) -> Any:
     """Cancel a live task; its device is told to stop."""
     service = request.app.state.service
-    return task_json(await service.cancel_task(task_id, (body or CancelIn()).reason))
+    return SafeJSONResponse(
+        task_json(await service.cancel_task(task_id, (body or CancelIn()).reason))
+    )
 
 
 @router.get("/{task_id}/explain")

@@ -6,6 +6,7 @@ status chosen by its type; bad input never reaches a 500.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -25,18 +26,25 @@ from fogmesh.errors import (
     NotFound,
     ReplayError,
     StaleAttempt,
+    StoreError,
     TicketError,
     TicketScopeError,
     TokenError,
 )
-from fogmesh.server.config import ServerConfig
+from fogmesh.server.config import STORE_RETRY_AFTER_S, ServerConfig
 from fogmesh.server.routes import devices, edge, knowledge, system, tasks
 from fogmesh.server.service import CoordinatorService
 
 __all__ = ["create_app", "http_status"]
 
+log = logging.getLogger(__name__)
+
+STORE_UNAVAILABLE = "the coordinator's store is not answering; nothing was changed, retry later"
+
 
 def http_status(exc: FogmeshError) -> int:
+    if isinstance(exc, StoreError):
+        return 503
     if isinstance(exc, NotFound):
         return 404
     if isinstance(exc, TicketScopeError):
@@ -50,8 +58,11 @@ def http_status(exc: FogmeshError) -> int:
     return 400
 
 
-def _error(status: int, code: str, reason: str, **extra: Any) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+def _error(
+    status: int, code: str, reason: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    if status == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
     return JSONResponse(
         {"error": {"code": code, "reason": reason, **extra}}, status_code=status, headers=headers
     )
@@ -119,7 +130,16 @@ def create_app(config: ServerConfig, *, service: CoordinatorService | None = Non
     app.state.service = svc
 
     @app.exception_handler(FogmeshError)
-    async def fogmesh_error(_: Request, exc: FogmeshError) -> JSONResponse:
+    async def fogmesh_error(request: Request, exc: FogmeshError) -> JSONResponse:
+        if isinstance(exc, StoreError):
+            # The store's own words (SQL, driver messages) are for the operator's log only.
+            log.warning("%s %s: store failed: %s", request.method, request.url.path, exc.reason)
+            return _error(
+                503,
+                "store_unavailable",
+                STORE_UNAVAILABLE,
+                headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
+            )
         return _error(http_status(exc), exc.code, exc.reason)
 
     @app.exception_handler(HTTPException)

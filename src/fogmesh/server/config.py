@@ -8,9 +8,12 @@ from pathlib import Path
 from fogmesh.errors import ConfigError
 from fogmesh.fog.coordinator import CoordinatorConfig
 
-__all__ = ["ADMIN_TICKET_FILE", "ServerConfig"]
+__all__ = ["ADMIN_TICKET_FILE", "STORE_RETRY_AFTER_S", "ServerConfig"]
 
 ADMIN_TICKET_FILE = "admin.ticket"
+# What a client is told to wait (Retry-After) after a 503 from a failing store: long enough for
+# PostgreSQL to restart or a disk to be freed, short enough that a retrying client sees recovery.
+STORE_RETRY_AFTER_S = 5
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -2,28 +2,52 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from fogmesh.errors import StoreError
 from fogmesh.security.tokens import create_join_token
 from fogmesh.server._json import StrictJsonRoute
 from fogmesh.server.auth import AdminTicket, ReadTicket
+from fogmesh.server.config import STORE_RETRY_AFTER_S
 from fogmesh.server.metrics import render
 
 __all__ = ["router"]
 
+log = logging.getLogger(__name__)
+
 router = APIRouter(tags=["system"], route_class=StrictJsonRoute)
 
 
+HEALTH_STORE_TIMEOUT_S = 2.0
+HEALTH_PROBE_KEY = "healthz_probe"
+
+
 @router.get("/healthz")
-async def healthz(request: Request) -> dict[str, Any]:
-    """Liveness: the service is up and its store answers."""
+async def healthz(request: Request) -> Any:
+    """Health: ``200 {"status": "ok", "store": "ok", "tasks": n}`` while the store answers a
+    read and a write; ``503 {"status": "degraded", "store": "failing", "reason"}`` with
+    ``Retry-After`` while either fails or takes over 2 s (a full disk fails only writes)."""
     service = request.app.state.service
-    counts = await service.coordinator.store.count_by_state()
-    return {"status": "ok", "tasks": sum(counts.values())}
+    store = service.coordinator.store
+    try:
+        async with asyncio.timeout(HEALTH_STORE_TIMEOUT_S):
+            counts = await store.count_by_state()
+            await store.set_value(HEALTH_PROBE_KEY, service.clock.time())
+    except (StoreError, TimeoutError) as exc:
+        detail = "no answer in time" if isinstance(exc, TimeoutError) else exc.reason
+        log.warning("health check: the store is failing: %s", detail)
+        return JSONResponse(
+            {"status": "degraded", "store": "failing", "reason": "the store is not answering"},
+            status_code=503,
+            headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
+        )
+    return {"status": "ok", "store": "ok", "tasks": sum(counts.values())}
 
 
 @router.get("/metrics", response_class=PlainTextResponse)

@@ -39,6 +39,20 @@ def coordinator(
         float, typer.Option("--dispatch-timeout", help="seconds a device has to start a task")
     ] = 60.0,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning")] = "info",
+    header_timeout: Annotated[
+        float,
+        typer.Option(
+            "--header-timeout",
+            help="seconds a client has to send a request's headers (then 408, closed)",
+        ),
+    ] = 10.0,
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            "--max-connections",
+            help="open connections (REST + agents) beyond which new ones get 503",
+        ),
+    ] = 10_000,
 ) -> None:
     """Run the coordinator: REST API + OpenAPI (/docs), agent WebSocket, /metrics, /healthz.
 
@@ -60,6 +74,8 @@ def coordinator(
         port=port,
         db_url=db,
         public_url=url,
+        header_timeout=header_timeout,
+        max_connections=max_connections,
         coordinator=CoordinatorConfig(
             scheduling_interval=scheduling_interval,
             lifecycle=LifecycleConfig(

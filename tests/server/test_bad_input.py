@@ -175,3 +175,35 @@ async def test_python_api_direct_coordinator() -> None:
                 "inference",
                 payload={"type": "model", "model_id": "m", "input": nested(MAX_PAYLOAD_DEPTH + 1)},
             )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PUT", "/v1/tasks", "GET, POST"),  # two routes share the path
+        ("DELETE", "/v1/tasks/batch", "POST"),  # a literal path, not /v1/tasks/{task_id}
+        ("TRACE", "/healthz", "GET"),
+        ("PATCH", "/v1/devices/d1", "DELETE, GET"),
+    ],
+)
+async def test_405_lists_every_allowed_method(
+    api: Api, method: str, path: str, allowed: str
+) -> None:
+    r = await api.client.request(method, path, headers=api.admin)
+    assert r.status_code == 405
+    assert r.headers["allow"] == allowed
+    assert r.json()["error"]["code"] == "method_not_allowed"
+
+
+async def test_every_operation_declares_its_error_statuses(api: Api) -> None:
+    paths = (await api.client.get("/openapi.json")).json()["paths"]
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            declared = set(operation["responses"])
+            if path not in ("/healthz", "/metrics"):
+                assert {"401", "403", "422", "503"} <= declared, (method, path, declared)
+            if "{" in path:
+                assert "404" in declared, (method, path, declared)
+    cancel = paths["/v1/tasks/{task_id}/cancel"]["post"]["responses"]
+    assert "409" in cancel
+    assert "503" in paths["/healthz"]["get"]["responses"]

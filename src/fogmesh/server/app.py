@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -103,6 +104,16 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+def _allowed_methods(routes: list[APIRoute], path: str) -> list[str]:
+    # A literal path (/v1/tasks/batch) is its own resource even where a template
+    # (/v1/tasks/{task_id}) would match it too.
+    exact = [r for r in routes if "{" not in r.path and r.path == path]
+    methods: set[str] = set()
+    for route in exact or [r for r in routes if r.path_regex.match(path)]:
+        methods |= route.methods or set()
+    return sorted(methods)
+
+
 def create_app(config: ServerConfig, *, service: CoordinatorService | None = None) -> FastAPI:
     """The app for ``config``. With ``service`` given the caller owns its lifecycle; otherwise
     the app's lifespan starts and stops one."""
@@ -143,9 +154,16 @@ def create_app(config: ServerConfig, *, service: CoordinatorService | None = Non
         return _error(http_status(exc), exc.code, exc.reason)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
-        return _error(exc.status_code, code.get(exc.status_code, "http_error"), str(exc.detail))
+        headers = dict(exc.headers) if exc.headers else None
+        if exc.status_code == 405:
+            # RFC 9110: a 405 lists every method the path allows. Starlette's lists only the
+            # first route matching the path, and GET and POST /v1/tasks are two routes.
+            headers = {"Allow": ", ".join(_allowed_methods(api_routes, request.url.path))}
+        return _error(
+            exc.status_code, code.get(exc.status_code, "http_error"), str(exc.detail), headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -158,6 +176,8 @@ def create_app(config: ServerConfig, *, service: CoordinatorService | None = Non
             problems.append(f"{where}: {err.get('msg', 'invalid')}")
         return _error(422, "invalid_request", "; ".join(problems) or "invalid request")
 
+    routers = (system.router, tasks.router, devices.router, knowledge.router, edge.router)
+    api_routes = [r for router in routers for r in router.routes if isinstance(r, APIRoute)]
     app.include_router(system.router)
     app.include_router(tasks.router)
     app.include_router(devices.router)

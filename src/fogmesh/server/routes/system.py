@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+import re
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from fogmesh.errors import StoreError
 from fogmesh.security.tokens import create_join_token
 from fogmesh.server._json import StrictJsonRoute
+from fogmesh.server._openapi import AUTHENTICATED, END, Number, errors
 from fogmesh.server.auth import AdminTicket, ReadTicket
 from fogmesh.server.config import STORE_RETRY_AFTER_S
 from fogmesh.server.metrics import render
@@ -28,7 +30,19 @@ HEALTH_STORE_TIMEOUT_S = 2.0
 HEALTH_PROBE_KEY = "healthz_probe"
 
 
-@router.get("/healthz")
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"]
+    store: Literal["ok", "failing"]
+    tasks: int | None = Field(default=None, description="tasks stored (when the store answers)")
+    reason: str | None = None
+
+
+@router.get(
+    "/healthz",
+    response_model=HealthOut,
+    response_model_exclude_none=True,
+    responses={503: {"model": HealthOut, "description": "the store is failing (degraded)"}},
+)
 async def healthz(request: Request) -> Any:
     """Health: ``200 {"status": "ok", "store": "ok", "tasks": n}`` while the store answers a
     read and a write; ``503 {"status": "degraded", "store": "failing", "reason"}`` with
@@ -60,20 +74,50 @@ async def metrics(request: Request) -> PlainTextResponse:
     )
 
 
-@router.get("/v1/status")
+@router.get("/v1/status", responses=AUTHENTICATED)
 async def status(request: Request, _: ReadTicket) -> dict[str, Any]:
     """Tasks by state, queue by priority, devices by status and power mode, clusters."""
     result: dict[str, Any] = request.app.state.service.status()
     return result
 
 
+# What a join token's URL must look like, said once for the schema and the check: scheme, a
+# host name or address, an optional port, then a path, query or nothing; no whitespace anywhere
+# (said separately, so a final newline is refused too).
+JOIN_URL_PATTERN = r"^(https?|wss?)://[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?([/?#]|" + END + ")"
+_URL_SCHEMA = {
+    "anyOf": [
+        {
+            "type": "string",
+            "maxLength": 2000,
+            "pattern": JOIN_URL_PATTERN,
+            "not": {"pattern": r"\s"},
+        },
+        {"type": "null"},
+    ],
+    "description": "URL devices dial: http(s)/ws(s)://host[:port][/path] (default: the "
+    "coordinator's own)",
+}
+
+
 class TokenIn(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    ttl: float = Field(default=3600.0, gt=0, le=30 * 86_400, description="seconds")
-    url: str | None = Field(default=None, max_length=2000, description="URL devices dial")
+    ttl: Number = Field(default=3600.0, gt=0, le=30 * 86_400, description="seconds")
+    url: Annotated[str | None, WithJsonSchema(_URL_SCHEMA)] = None
+
+    @field_validator("url")
+    @classmethod
+    def _dialable(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        if len(url) > 2000 or re.search(JOIN_URL_PATTERN, url) is None:
+            raise ValueError("must be http(s)/ws(s)://host[:port][/path]")
+        if re.search(r"\s", url):
+            raise ValueError("must not contain whitespace")
+        return url
 
 
-@router.post("/v1/tokens", status_code=201)
+@router.post("/v1/tokens", status_code=201, responses={**AUTHENTICATED, **errors(413)})
 async def create_token(
     request: Request, _: AdminTicket, body: TokenIn | None = None
 ) -> dict[str, Any]:

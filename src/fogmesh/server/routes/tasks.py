@@ -14,28 +14,38 @@ from fogmesh.devices.model import DeviceType
 from fogmesh.errors import NotFound
 from fogmesh.fog.tasks import Task, TaskState, TaskType
 from fogmesh.server._json import SafeJSONResponse, StrictJsonRoute, safe_value
+from fogmesh.server._openapi import AUTHENTICATED, END, Bool, Integer, Number, errors
 from fogmesh.server.auth import ReadTicket, SubmitTicket
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/tasks", tags=["tasks"], route_class=StrictJsonRoute)
+router = APIRouter(
+    prefix="/v1/tasks", tags=["tasks"], route_class=StrictJsonRoute, responses=AUTHENTICATED
+)
 
 TaskId = Annotated[str, Path(min_length=1, max_length=64, description="task id (ULID)")]
-_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, regex_engine="python-re")
 
 
 class PythonPayloadIn(BaseModel):
     model_config = _STRICT
     type: Literal["python"]
-    function: str = Field(min_length=3, max_length=300, description="module:function")
-    args: dict[str, Any] = Field(default_factory=dict)
+    function: str = Field(
+        min_length=3, max_length=300, pattern=r"^[^:]+:[^:]+" + END, description="module:function"
+    )
+    args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="keyword arguments: JSON nested at most 32 levels, at most 1 MiB encoded",
+    )
 
 
 class ModelPayloadIn(BaseModel):
     model_config = _STRICT
     type: Literal["model"]
     model_id: str = Field(min_length=1, max_length=200)
-    input: Any = None
+    input: Any = Field(
+        default=None, description="JSON nested at most 32 levels, at most 1 MiB encoded"
+    )
 
 
 class CommandPayloadIn(BaseModel):
@@ -47,9 +57,9 @@ class CommandPayloadIn(BaseModel):
 class ConstraintsIn(BaseModel):
     model_config = _STRICT
     device_types: list[DeviceType] | None = Field(default=None, min_length=1)
-    min_battery_percent: float | None = Field(default=None, ge=0, le=100)
-    requires_charging: bool = False
-    requires_unmetered: bool = False
+    min_battery_percent: Annotated[Number, Field(ge=0, le=100)] | None = None
+    requires_charging: Bool = False
+    requires_unmetered: Bool = False
     requires_model: str | None = Field(default=None, max_length=200)
     site: str | None = Field(default=None, max_length=200)
 
@@ -58,16 +68,20 @@ class TaskSubmit(BaseModel):
     model_config = _STRICT
     type: TaskType
     priority: Literal["low", "normal", "high", "critical"] = "normal"
-    cpu_cores: float = Field(default=1.0, gt=0, le=1024)
-    memory_mb: int = Field(default=256, gt=0, le=1 << 24)
-    estimated_duration: float = Field(default=60.0, gt=0, le=7 * 86_400)
-    requires_gpu: bool = False
+    cpu_cores: Number = Field(default=1.0, gt=0, le=1024)
+    memory_mb: Integer = Field(default=256, gt=0, le=1 << 24)
+    estimated_duration: Number = Field(default=60.0, gt=0, le=7 * 86_400)
+    requires_gpu: Bool = False
     payload: PythonPayloadIn | ModelPayloadIn | CommandPayloadIn | None = Field(
         default=None, discriminator="type"
     )
     constraints: ConstraintsIn | None = None
-    deadline: float | None = Field(default=None, gt=0, description="epoch seconds")
-    max_attempts: int = Field(default=3, ge=1, le=100)
+    deadline: Annotated[Number, Field(gt=0)] | None = Field(
+        default=None,
+        description="epoch seconds; must still be ahead when the task arrives (a deadline "
+        "already past is refused with 422: JSON Schema cannot compare with the clock)",
+    )
+    max_attempts: Integer = Field(default=3, ge=1, le=100)
 
 
 class Submitted(BaseModel):
@@ -123,7 +137,7 @@ def _spec(body: TaskSubmit) -> dict[str, Any]:
     }
 
 
-@router.post("", status_code=201, response_model=Submitted)
+@router.post("", status_code=201, response_model=Submitted, responses=errors(413))
 async def submit(body: TaskSubmit, request: Request, _: SubmitTicket) -> Submitted:
     """Accept a task; answers once it is durable."""
     coordinator = request.app.state.service.coordinator
@@ -131,7 +145,7 @@ async def submit(body: TaskSubmit, request: Request, _: SubmitTicket) -> Submitt
     return Submitted(task_id=task_id, state="pending")
 
 
-@router.post("/batch", status_code=201, response_model=SubmittedBatch)
+@router.post("/batch", status_code=201, response_model=SubmittedBatch, responses=errors(413))
 async def submit_batch(body: TaskBatch, request: Request, _: SubmitTicket) -> SubmittedBatch:
     """Accept up to 1,000 tasks at once, all or none; answers once all are durable. Ids come
     back in the order given."""
@@ -156,7 +170,7 @@ async def list_tasks(
     )
 
 
-@router.get("/{task_id}")
+@router.get("/{task_id}", responses=errors(404))
 async def get_task(
     task_id: TaskId,
     request: Request,
@@ -175,7 +189,7 @@ async def get_task(
     return SafeJSONResponse(task_json(await coordinator.get_task(task_id)))
 
 
-@router.get("/{task_id}/artefact", response_class=FileResponse)
+@router.get("/{task_id}/artefact", response_class=FileResponse, responses=errors(404))
 async def get_artefact(task_id: TaskId, request: Request, _: ReadTicket) -> FileResponse:
     """A completed task's result that was too large to store inline (JSON; its SHA-256 and size
     are in the task's ``result.artefact``)."""
@@ -187,7 +201,7 @@ async def get_artefact(task_id: TaskId, request: Request, _: ReadTicket) -> File
     return FileResponse(path, media_type="application/json", filename=f"{task_id}.json")
 
 
-@router.post("/{task_id}/cancel")
+@router.post("/{task_id}/cancel", responses=errors(404, 409, 413))
 async def cancel(
     task_id: TaskId,
     request: Request,
@@ -201,7 +215,7 @@ async def cancel(
     )
 
 
-@router.get("/{task_id}/explain")
+@router.get("/{task_id}/explain", responses=errors(404))
 async def explain(task_id: TaskId, request: Request, _: ReadTicket) -> Any:
     """Why the task is where it is (or why it is nowhere yet)."""
     return request.app.state.service.coordinator.explain(task_id)

@@ -207,3 +207,28 @@ async def test_every_operation_declares_its_error_statuses(api: Api) -> None:
     cancel = paths["/v1/tasks/{task_id}/cancel"]["post"]["responses"]
     assert "409" in cancel
     assert "503" in paths["/healthz"]["get"]["responses"]
+
+
+def test_json_nesting_on_bytes_agrees_with_the_walk() -> None:
+    import json
+    import random
+
+    import msgspec
+
+    from fogmesh.fog.payload_bounds import json_nesting_exceeds
+
+    rng = random.Random(14)
+    texts = ['x]\\"[', "{{", '"', "\\", '\\\\"', "a\\\\", "]]]", "\n[", "é[\u2028", "", "[", "]"]
+
+    def value(depth: int) -> Any:
+        if depth == 0 or rng.random() < 0.3:
+            return rng.choice([1, None, *texts])
+        if rng.random() < 0.5:
+            return [value(depth - 1) for _ in range(rng.randint(0, 3))]
+        return {rng.choice(texts) + str(i): value(depth - 1) for i in range(rng.randint(0, 3))}
+
+    for _ in range(2000):
+        v = value(rng.randint(0, 12))
+        for raw in (msgspec.json.encode(v), json.dumps(v).encode()):
+            for limit in (0, 1, 2, 3, 5, 8, 12):
+                assert json_nesting_exceeds(raw, limit) == nesting_exceeds(v, limit), (raw, limit)

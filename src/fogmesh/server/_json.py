@@ -21,7 +21,7 @@ import msgspec
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
-from fogmesh.fog.payload_bounds import MAX_PAYLOAD_DEPTH, nesting_exceeds
+from fogmesh.fog.payload_bounds import MAX_PAYLOAD_DEPTH, json_nesting_exceeds, nesting_exceeds
 
 __all__ = [
     "MAX_BODY_DEPTH",
@@ -51,7 +51,7 @@ def decode_body(body: bytes) -> Any:
         lone = _SURROGATE.search(body) is not None
         hint = " (a lone UTF-16 surrogate such as \\ud800 is not text)" if lone else ""
         raise json.JSONDecodeError(f"not strict JSON{hint}: {exc}", "", 0) from None
-    if nesting_exceeds(value, MAX_BODY_DEPTH):
+    if json_nesting_exceeds(body, MAX_BODY_DEPTH):
         raise json.JSONDecodeError(too_deep, "", 0)
     return value
 

@@ -125,3 +125,12 @@ def test_connections_beyond_the_cap_are_turned_away(fog: Fog) -> None:
         10,
         "the coordinator to answer again once connections closed",
     )
+
+
+def test_the_client_reads_a_503_as_a_store_error() -> None:
+    from fogmesh.client import error_from_response
+    from fogmesh.errors import StoreError
+
+    body = {"error": {"code": "store_unavailable", "reason": "the store is not answering"}}
+    error = error_from_response(httpx.Response(503, json=body, headers={"Retry-After": "5"}))
+    assert isinstance(error, StoreError) and error.reason == "the store is not answering"

@@ -23,9 +23,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+if TYPE_CHECKING:
+    # Checked as the httptools protocol; at run time a mixin over either of uvicorn's (both
+    # have the attributes used here).
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Base
+else:
+    _Base = object
 
 __all__ = ["guarded_http_protocol"]
 
@@ -54,7 +61,9 @@ def _warn_turned_away(now: float, cap: int) -> None:
         log.warning("%d connections open: turning new ones away (--max-connections)", cap)
 
 
-class _GuardedProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
+class _Guarded(_Base):
+    """Mixed into uvicorn's HTTP protocol class (httptools' or h11's); see the module doc."""
+
     header_timeout: float = 10.0
     max_connections: int = 10_000
 
@@ -64,14 +73,14 @@ class _GuardedProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
         self._turned_away = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        writer = cast(asyncio.Transport, transport)  # uvloop's are not asyncio subclasses
         if len(self.server_state.connections) >= self.max_connections:
             self._turned_away = True
             _warn_turned_away(self.loop.time(), self.max_connections)
-            writer = cast(asyncio.Transport, transport)  # uvloop's are not asyncio subclasses
             writer.write(_FULL_REPLY)
             writer.close()
             return
-        super().connection_made(transport)
+        super().connection_made(writer)
         self._arm_header_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -115,10 +124,16 @@ class _GuardedProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
             self.transport.close()
 
 
-def guarded_http_protocol(*, header_timeout: float, max_connections: int) -> type[asyncio.Protocol]:
-    """The protocol class to give ``uvicorn.Config(http=...)`` for these limits."""
+def guarded_http_protocol(
+    *,
+    header_timeout: float,
+    max_connections: int,
+    base: type[asyncio.Protocol] = AutoHTTPProtocol,
+) -> type[asyncio.Protocol]:
+    """The protocol class to give ``uvicorn.Config(http=...)`` for these limits; ``base`` is
+    uvicorn's protocol it extends (httptools' when installed, else h11's)."""
     return type(
         "GuardedHTTPProtocol",
-        (_GuardedProtocol,),
+        (_Guarded, base),
         {"header_timeout": float(header_timeout), "max_connections": int(max_connections)},
     )

@@ -15,7 +15,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from e2e_helpers import Fog
+
+pytest.importorskip("schemathesis", reason="schemathesis comes with the dev extra")
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES_PER_OPERATION = 10

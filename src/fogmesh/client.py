@@ -40,6 +40,7 @@ from fogmesh.errors import (
     KeyFileError,
     NotFound,
     SchedulingError,
+    StoreError,
     TaskNotFound,
     TicketError,
     TicketScopeError,
@@ -100,6 +101,7 @@ _BY_STATUS: Final[dict[int, type[FogmeshError]]] = {
     409: SchedulingError,
     413: InvalidRequest,
     422: InvalidRequest,
+    503: StoreError,  # the coordinator's store is failing: retry after Retry-After
 }
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fogmesh.agent import RunLimits, RunnerConfig, TaskRunner
-from fogmesh.fog.tasks import ModelPayload, Task, TaskType
+from fogmesh.fog.tasks import ModelPayload, PythonPayload, Task, TaskType
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -88,3 +88,35 @@ async def test_a_failing_resolver_is_a_value_not_an_exception() -> None:
         assert out.error["code"] == "model_missing" and "registry offline" in out.error["reason"]
     finally:
         await r.close()
+
+
+@pytest.mark.parametrize(
+    "function",
+    [
+        "fogmesh.agent.workloads.inference:run_model",  # where a path-taking entry used to be
+        "fogmesh.agent.workloads:run_model",
+        "fogmesh.agent._inference:run_cached_model",  # private: only model payloads reach it
+    ],
+)
+async def test_no_python_payload_runs_a_model_file_or_tells_whether_one_exists(
+    tmp_path: Path, function: str
+) -> None:
+    """A python payload naming a file must answer the same for an existing model, an existing
+    non-model file and a missing file, and must never run any of them."""
+    existing = build_model(tmp_path / "tiny.onnx")
+    other = tmp_path / "secret.txt"
+    other.write_text("not a model")
+    x = [[1.0, 2.0, 3.0]]
+    outcomes = []
+    async with TaskRunner(RunnerConfig(workers=1)) as r:
+        for i, path in enumerate([existing, other, tmp_path / "missing.onnx"]):
+            task = Task(
+                id=f"p{i}",
+                type=TaskType.INFERENCE,
+                payload=PythonPayload(function=function, args={"path": str(path), "input": x}),
+            )
+            out = await r.run(task, LIMITS)
+            assert out.status in ("refused", "failed"), out
+            assert out.error is not None
+            outcomes.append((out.status, out.error["code"], out.error["reason"]))
+    assert outcomes[0] == outcomes[1] == outcomes[2], outcomes

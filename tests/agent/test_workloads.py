@@ -135,8 +135,8 @@ def linear_model(path: Path, weight: np.ndarray, bias: np.ndarray) -> Path:
     return path
 
 
-def test_run_model_matches_numpy(tmp_path: Path) -> None:
-    from fogmesh.agent.workloads.inference import run_model
+def test_run_cached_model_matches_numpy(tmp_path: Path) -> None:
+    from fogmesh.agent._inference import run_cached_model as run_model
 
     w = np.arange(6, dtype=np.float32).reshape(3, 2)
     b = np.array([0.5, -1.0], dtype=np.float32)
@@ -151,3 +151,21 @@ def test_run_model_matches_numpy(tmp_path: Path) -> None:
         run_model(str(path), [[1.0, 2.0]])  # wrong width
     with pytest.raises(FogmeshError):
         run_model(str(tmp_path / "absent.onnx"), x)
+
+
+def test_a_cached_blob_is_checked_against_its_hash_when_loaded(tmp_path: Path) -> None:
+    import hashlib
+
+    from fogmesh.agent._inference import run_cached_model
+    from fogmesh.errors import IntegrityError
+
+    model = linear_model(
+        tmp_path / "m.onnx", np.eye(3, 2, dtype=np.float32), np.zeros(2, np.float32)
+    )
+    data = model.read_bytes()
+    blob = tmp_path / f"{hashlib.sha256(data).hexdigest()}.onnx"
+    blob.write_bytes(data)
+    assert run_cached_model(str(blob), [[1.0, 2.0, 3.0]])["outputs"]["y"] == [[1.0, 2.0]]
+    blob.write_bytes(data + b"\0")  # swapped after the cache verified it
+    with pytest.raises(IntegrityError):
+        run_cached_model(str(blob), [[1.0, 2.0, 3.0]])

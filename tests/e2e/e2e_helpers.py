@@ -48,7 +48,7 @@ class Fog:
         self.procs[name] = proc
         return proc
 
-    def start_coordinator(self, *, heartbeat_interval: float = 1.0) -> None:
+    def start_coordinator(self, *extra: str, heartbeat_interval: float = 1.0) -> None:
         self._spawn(
             "coordinator",
             [
@@ -59,6 +59,7 @@ class Fog:
                 "--scheduling-interval", "0.2",
                 "--dispatch-timeout", "5",
                 "--log-level", "warning",
+                *extra,
             ],
         )  # fmt: skip
 

@@ -196,7 +196,7 @@ async def test_errors_come_back_as_their_own_types(live: Live) -> None:
             await m.deploy_workload("errs", "nope")
         with pytest.raises(DeviceNotFound):
             await m.deploy_workload("ghost", "tutor_agent_v1")
-        with pytest.raises(InvalidRequest, match="deployment type"):
+        with pytest.raises(InvalidRequest, match="deployment_type"):
             await m.deploy_workload("errs", "tutor_agent_v1", "juggling")
         with pytest.raises(InvalidRequest, match="device id"):
             await m.register_device("bad id!", "x", auto_detect=True, profile="desktop")

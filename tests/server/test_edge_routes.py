@@ -125,7 +125,7 @@ BAD_DEVICES: list[tuple[Any, int, str]] = [
     ({"device_id": "x", "emulate": "desktop", "profile": {}}, 422, "exactly one"),
     ({"device_id": "x", "emulate": "toaster"}, 422, "unknown emulation preset"),
     ({"device_id": "x", "emulate": "/etc/passwd"}, 422, "unknown emulation preset"),
-    ({"device_id": "bad id!", "emulate": "desktop"}, 422, "device id"),
+    ({"device_id": "bad id!", "emulate": "desktop"}, 422, "device_id"),
     ({"device_id": "x", "profile": {"battery_percent": 150}}, 422, "battery_percent"),
     ({"device_id": "x", "profile": {"warp_drive": True}}, 422, "warp_drive"),
     ({"device_id": "x", "profile": {"capabilities": 3}}, 422, "capabilities"),
@@ -196,7 +196,7 @@ async def test_bad_deployments_are_refused_and_change_nothing(api: Api) -> None:
     await _register(api)
     cases: list[tuple[dict[str, Any], int, str]] = [
         ({"device_id": "lap", "model_id": "nope"}, 404, "unknown model"),
-        ({"device_id": "lap", "model_id": "../etc"}, 422, "model id"),
+        ({"device_id": "lap", "model_id": "../etc"}, 422, "model_id"),
         ({"device_id": "lap", "model_id": "tutor_agent_v1", "deployment_type": "x"}, 422, "type"),
         ({"device_id": "lap", "model_id": 7}, 422, "model_id"),
         ({"device_id": "lap"}, 422, "model_id"),

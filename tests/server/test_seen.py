@@ -63,7 +63,7 @@ async def test_a_one_shot_ticket_whose_spend_cannot_be_written_is_refused_and_st
 
     monkeypatch.setattr(store, "spend_tickets", disk_full)
     r = await api.client.get("/v1/status", headers=bearer)
-    assert r.status_code != 200 and r.json()["error"]["code"] == "store_error"  # not served
+    assert r.status_code != 200 and r.json()["error"]["code"] == "store_unavailable"  # not served
     monkeypatch.undo()
     r = await api.client.get("/v1/status", headers=bearer)
     assert r.status_code == 401 and r.json()["error"]["code"] == "replay"  # fails closed

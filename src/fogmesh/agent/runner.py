@@ -60,7 +60,8 @@ log = logging.getLogger(__name__)
 
 LIMITERS: Final = ("auto", "cgroup", "duty-cycle", "none")
 _BACKSTOP_S: Final = 5.0  # extra wall time before the runner stops trusting a worker
-_INFER: Final = ("fogmesh.agent.workloads.inference", "run_model")
+# Private: reachable only through a model payload, never named by a python payload.
+_INFER: Final = ("fogmesh.agent._inference", "run_cached_model")
 _MAX_CORES: Final = 1024.0  # same bound as TaskResources validation; also rules out inf/NaN
 _MAX_TIMEOUT_S: Final = 7 * 24 * 3600.0
 PREFETCH: Final = 4  # short tasks a busy worker may hold queued behind the one it runs

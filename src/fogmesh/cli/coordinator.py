@@ -76,6 +76,20 @@ def coordinator(
             help="serve plain HTTP on a non-loopback address: tickets cross the network in clear",
         ),
     ] = False,
+    header_timeout: Annotated[
+        float,
+        typer.Option(
+            "--header-timeout",
+            help="seconds a client has to send a request's headers (then 408, closed)",
+        ),
+    ] = 10.0,
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            "--max-connections",
+            help="open connections (REST + agents) beyond which new ones get 503",
+        ),
+    ] = 10_000,
 ) -> None:
     """Run the coordinator: REST API + OpenAPI (/docs), agent WebSocket, /metrics, /healthz.
 
@@ -106,6 +120,8 @@ def coordinator(
         tls_key=tls_key,
         tls_names=tuple(tls_name or ()),
         insecure_http=insecure_http,
+        header_timeout=header_timeout,
+        max_connections=max_connections,
         coordinator=CoordinatorConfig(
             scheduling_interval=scheduling_interval,
             lifecycle=LifecycleConfig(

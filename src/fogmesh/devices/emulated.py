@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from fogmesh.clock import Clock, WallClock
 from fogmesh.devices.classify import Classification, classify
 from fogmesh.devices.model import (
+    Accepts,
     DeviceCapabilities,
     DeviceProfile,
     DeviceType,
@@ -449,6 +450,13 @@ def _validate(data: dict[str, Any]) -> DeviceProfile:
         message = first["msg"].removeprefix("Value error, ")
         raise ConfigError(message, field=field) from exc
     _check_bounds(profile)
+    if profile.accepts is not None:
+        # The types above are pydantic's; the rules (non-empty prefixes, how many) are the
+        # same ones the agent link applies, so a profile is never stored that reads back bad.
+        try:
+            Accepts.from_dict(profile.accepts.to_dict())
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(str(exc).removeprefix("accepts."), field="accepts") from exc
     return profile
 
 

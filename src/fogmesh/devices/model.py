@@ -13,6 +13,7 @@ from enum import IntEnum, StrEnum
 from typing import Any, Literal
 
 __all__ = [
+    "MAX_ACCEPTED_MODULES",
     "Accepts",
     "DeviceCapabilities",
     "DeviceProfile",
@@ -118,7 +119,7 @@ class DeviceCapabilities:
         return d
 
 
-_MAX_ACCEPTED_MODULES = 256  # prefixes an agent may advertise (a profile is not a module index)
+MAX_ACCEPTED_MODULES = 256  # prefixes an agent may advertise (a profile is not a module index)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,8 +172,8 @@ class Accepts:
 def _accepts(modules: tuple[str, ...], commands: bool, models: bool) -> Accepts:
     if not all(isinstance(m, str) and m for m in modules):
         raise TypeError("accepts.python_modules must be a list of module names")
-    if len(modules) > _MAX_ACCEPTED_MODULES:
-        raise ValueError(f"accepts.python_modules lists more than {_MAX_ACCEPTED_MODULES}")
+    if len(modules) > MAX_ACCEPTED_MODULES:
+        raise ValueError(f"accepts.python_modules lists more than {MAX_ACCEPTED_MODULES}")
     return Accepts(modules, commands, models)
 
 

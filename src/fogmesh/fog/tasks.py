@@ -27,6 +27,7 @@ import msgspec
 
 from fogmesh.devices.model import Accepts, DeviceType
 from fogmesh.errors import IllegalTransition, InvalidRequest
+from fogmesh.fog.payload_bounds import check_payload_bounds
 
 __all__ = [
     "MAX_PAYLOAD_BYTES",
@@ -235,11 +236,7 @@ def validate_task(task: Task) -> Task:
     if isinstance(p, CommandPayload) and not p.argv:
         raise InvalidRequest("command payload needs a non-empty argv", field="payload")
     if p is not None:
-        size = len(msgspec.json.encode(p))
-        if size > MAX_PAYLOAD_BYTES:
-            raise InvalidRequest(
-                f"payload is {size} bytes; the limit is {MAX_PAYLOAD_BYTES}", field="payload"
-            )
+        check_payload_bounds(p, MAX_PAYLOAD_BYTES)
     return task
 
 
@@ -259,10 +256,12 @@ def python_function_problem(function: str) -> str | None:
     dotted identifiers, none private — what every agent requires before it imports anything."""
     module, sep, name = function.partition(":")
     parts = [*module.split("."), name]
-    if not sep or not all(p.isidentifier() and not p.startswith("_") for p in parts):
+    if not sep or not all(
+        p.isascii() and p.isidentifier() and not p.startswith("_") for p in parts
+    ):
         return (
             f"python payload function {function[:200]!r} must be 'module:function' with "
-            "public dotted names (no leading '_')"
+            "public dotted ASCII names (no leading '_')"
         )
     return None
 

@@ -9,9 +9,12 @@ from fogmesh.errors import ConfigError
 from fogmesh.fog.coordinator import CoordinatorConfig
 from fogmesh.security.tls import is_loopback
 
-__all__ = ["ADMIN_TICKET_FILE", "ServerConfig"]
+__all__ = ["ADMIN_TICKET_FILE", "STORE_RETRY_AFTER_S", "ServerConfig"]
 
 ADMIN_TICKET_FILE = "admin.ticket"
+# What a client is told to wait (Retry-After) after a 503 from a failing store: long enough for
+# PostgreSQL to restart or a disk to be freed, short enough that a retrying client sees recovery.
+STORE_RETRY_AFTER_S = 5
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,6 +46,12 @@ class ServerConfig:
     tls_key: Path | None = None
     tls_names: tuple[str, ...] = ()  # extra names/addresses for the self-signed certificate
     insecure_http: bool = False
+    # A client has this long from connecting (or from the first byte of its next request) to
+    # finish sending a request's headers; then it gets 408 and is closed (see server/_http.py).
+    header_timeout: float = 10.0
+    # Open connections (REST and agent WebSockets together) beyond which new ones get 503 and
+    # are closed; a fleet needs one per agent, so size it above the fleet (and below ulimit -n).
+    max_connections: int = 10_000
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65_535:
@@ -53,6 +62,12 @@ class ServerConfig:
             raise ConfigError("must be an integer ≥ 2", field="knowledge_k")
         if self.max_body_bytes < 1024:
             raise ConfigError("must be at least 1024", field="max_body_bytes")
+        if not (isinstance(self.header_timeout, int | float) and 0 < self.header_timeout <= 3600):
+            raise ConfigError("must be > 0 and ≤ 3600 seconds", field="header_timeout")
+        if isinstance(self.max_connections, bool) or not (
+            isinstance(self.max_connections, int) and self.max_connections >= 1
+        ):
+            raise ConfigError("must be an integer ≥ 1", field="max_connections")
         if isinstance(self.handshakes_at_once, bool) or not (
             isinstance(self.handshakes_at_once, int) and self.handshakes_at_once >= 1
         ):

@@ -342,6 +342,7 @@ async def run_coordinator(config: ServerConfig, *, log_level: str = "info") -> N
     """Serve until SIGINT/SIGTERM; the store is closed cleanly before returning."""
     import uvicorn
 
+    from fogmesh.server._http import guarded_http_protocol
     from fogmesh.server.app import create_app
 
     class _Server(uvicorn.Server):
@@ -381,6 +382,9 @@ async def run_coordinator(config: ServerConfig, *, log_level: str = "info") -> N
                 ws_max_size=1 << 17,
                 ws_per_message_deflate=False,  # Noise ciphertext does not compress
                 timeout_graceful_shutdown=10,
+                http=guarded_http_protocol(
+                    header_timeout=config.header_timeout, max_connections=config.max_connections
+                ),
             )
         )
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -2,8 +2,8 @@
 
 Each is deterministic given its arguments and returns a small JSON object with a
 ``checksum`` so a caller can verify the work. Name them as ``"fogmesh.agent.workloads:matmul"``
-(or by their module). ONNX inference lives in ``fogmesh.agent.workloads.inference`` and is not
-imported here, so a warm worker loads onnxruntime only once a model task arrives.
+(or by their module). ONNX inference is not a workload: a ``model`` payload names a model id,
+and the runner runs it from the device's verified model cache (``fogmesh.agent._inference``).
 """
 
 from __future__ import annotations

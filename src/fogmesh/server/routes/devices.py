@@ -8,19 +8,23 @@ import msgspec
 from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, ConfigDict
 
+from fogmesh.server._json import StrictJsonRoute
+from fogmesh.server._openapi import AUTHENTICATED, Bool, errors
 from fogmesh.server.auth import AdminTicket, ReadTicket
 from fogmesh.store import DeviceRecord
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/devices", tags=["devices"])
+router = APIRouter(
+    prefix="/v1/devices", tags=["devices"], route_class=StrictJsonRoute, responses=AUTHENTICATED
+)
 
 DeviceId = Annotated[str, Path(min_length=1, max_length=128)]
 
 
 class DrainIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    draining: bool = True
+    draining: Bool = True
 
 
 def device_json(record: DeviceRecord, connected: bool) -> dict[str, Any]:
@@ -36,14 +40,14 @@ async def list_devices(request: Request, _: ReadTicket) -> dict[str, Any]:
     return {"devices": [device_json(r, r.device_id in service.hub.sessions) for r in records]}
 
 
-@router.get("/{device_id}")
+@router.get("/{device_id}", responses=errors(404))
 async def get_device(device_id: DeviceId, request: Request, _: ReadTicket) -> Any:
     service = request.app.state.service
     record = await service.coordinator.get_device(device_id)
     return device_json(record, device_id in service.hub.sessions)
 
 
-@router.post("/{device_id}/drain")
+@router.post("/{device_id}/drain", responses=errors(404, 413))
 async def drain(
     device_id: DeviceId,
     request: Request,
@@ -56,7 +60,7 @@ async def drain(
     return device_json(record, device_id in service.hub.sessions)
 
 
-@router.delete("/{device_id}", status_code=204)
+@router.delete("/{device_id}", status_code=204, responses=errors(404))
 async def remove(device_id: DeviceId, request: Request, _: AdminTicket) -> Response:
     """Forget a device; its leased tasks go back to the queue."""
     await request.app.state.service.coordinator.remove_node(device_id)

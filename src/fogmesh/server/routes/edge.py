@@ -11,12 +11,20 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Path, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from fogmesh.devices import preset_names
 from fogmesh.devices.emulated import profile_from_mapping
 from fogmesh.devices.model import DeviceProfile, DeviceType
 from fogmesh.errors import ConfigError, FogmeshError, InvalidRequest
+from fogmesh.fog.tasks import TaskType
+from fogmesh.server._json import StrictJsonRoute
+from fogmesh.server._openapi import AUTHENTICATED, errors
+from fogmesh.server._profile_schema import (
+    FILE_ONLY_KEYS,
+    integral_numbers,
+    profile_json_schema,
+)
 from fogmesh.server.auth import AdminTicket, ReadTicket
 
 if TYPE_CHECKING:
@@ -25,29 +33,57 @@ if TYPE_CHECKING:
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["edge"])
+router = APIRouter(
+    tags=["edge"], route_class=StrictJsonRoute, responses={**AUTHENTICATED, **errors(400)}
+)
 
-_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+# Python's regex engine: the one the edge manager checks ids with (and the schema's readers use).
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, regex_engine="python-re")
 DeviceId = Annotated[str, Path(min_length=1, max_length=128, description="edge device id")]
 DeploymentId = Annotated[str, Path(min_length=1, max_length=128, description="deployment id")]
-ProfileBody = Annotated[
-    dict[str, Any],
-    Field(
-        description="a DeviceProfile as its to_dict() gives it (device_type, capabilities, "
-        "battery_percent, charging, cpu_temp_c, ram_available_mb, ...)",
-        max_length=64,
-    ),
-]
+ProfileBody = Annotated[dict[str, Any], WithJsonSchema(profile_json_schema())]
+_PRESETS = preset_names()
+
+
+# The edge manager's and model registry's id rules (edge/manager.py, edge/models.py), said in
+# the schema; Python's "$" (which also passes a final newline) is what the server applies.
+EDGE_DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+MODEL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
 
 class EdgeDeviceIn(BaseModel):
-    model_config = _STRICT
-    device_id: str = Field(min_length=1, max_length=128)
+    """Give exactly one of ``profile`` (the device's own reading) or ``emulate`` (a preset the
+    coordinator reads and monitors itself)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        allow_inf_nan=False,
+        regex_engine="python-re",
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["profile"],
+                    "properties": {"profile": {"type": "object"}, "emulate": {"type": "null"}},
+                },
+                {
+                    "required": ["emulate"],
+                    "properties": {"emulate": {"type": "string"}, "profile": {"type": "null"}},
+                },
+            ]
+        },
+    )
+    device_id: str = Field(min_length=1, max_length=128, pattern=EDGE_DEVICE_ID_PATTERN)
     device_name: str | None = Field(default=None, min_length=1, max_length=200)
     profile: ProfileBody | None = None
-    emulate: str | None = Field(
-        default=None, min_length=1, max_length=64, description="an emulation preset name"
-    )
+    emulate: Annotated[
+        str | None,
+        WithJsonSchema(
+            {
+                "anyOf": [{"type": "string", "enum": list(_PRESETS)}, {"type": "null"}],
+                "description": "an emulation preset name",
+            }
+        ),
+    ] = None
     device_type: DeviceType | None = None
     labels: dict[str, Annotated[str, Field(max_length=200)]] | None = Field(
         default=None, max_length=32
@@ -62,8 +98,8 @@ class DeviceStateIn(BaseModel):
 class DeploymentIn(BaseModel):
     model_config = _STRICT
     device_id: str = Field(min_length=1, max_length=128)
-    model_id: str = Field(min_length=1, max_length=128)
-    deployment_type: str = Field(default="inference", min_length=1, max_length=64)
+    model_id: str = Field(min_length=1, max_length=128, pattern=MODEL_ID_PATTERN)
+    deployment_type: TaskType = TaskType.INFERENCE
 
 
 class Deployed(BaseModel):
@@ -76,8 +112,14 @@ def _edge(request: Request) -> EdgeManager:
 
 
 def _profile(data: Mapping[str, Any]) -> DeviceProfile:
+    file_keys = sorted(FILE_ONLY_KEYS & set(data))
+    if file_keys:
+        raise InvalidRequest(
+            f"profile.{file_keys[0]}: unknown field (base and unset are for profile files; "
+            "over REST send the profile's fields)"
+        )
     try:
-        return profile_from_mapping(data)
+        return profile_from_mapping(integral_numbers(dict(data)))
     except FogmeshError as exc:
         raise InvalidRequest(f"profile.{exc.reason}") from exc
     except (KeyError, TypeError, ValueError) as exc:  # anything the validator did not foresee
@@ -118,7 +160,7 @@ async def list_models(request: Request, _: ReadTicket) -> dict[str, Any]:
     }
 
 
-@router.post("/v1/edge/devices", status_code=201)
+@router.post("/v1/edge/devices", status_code=201, responses=errors(413))
 async def register_device(body: EdgeDeviceIn, request: Request, _: AdminTicket) -> dict[str, Any]:
     """Register (or re-register) an edge device: with ``profile``, its own reading (taken as
     reported; fresh readings go to ``/state``), or with ``emulate``, an emulation preset the
@@ -156,13 +198,13 @@ async def register_device(body: EdgeDeviceIn, request: Request, _: AdminTicket) 
     return _registered(manager, device)
 
 
-@router.get("/v1/edge/devices/{device_id}")
+@router.get("/v1/edge/devices/{device_id}", responses=errors(404))
 async def device_status(device_id: DeviceId, request: Request, _: ReadTicket) -> dict[str, Any]:
     """Power mode, limits, readings and live deployments of one edge device."""
     return _edge(request).get_device_status(device_id)
 
 
-@router.post("/v1/edge/devices/{device_id}/state")
+@router.post("/v1/edge/devices/{device_id}/state", responses=errors(404, 413))
 async def device_state(
     device_id: DeviceId, body: DeviceStateIn, request: Request, _: AdminTicket
 ) -> dict[str, Any]:
@@ -179,18 +221,18 @@ async def edge_status(request: Request, _: ReadTicket) -> dict[str, Any]:
     return _edge(request).get_system_status()
 
 
-@router.post("/v1/deployments", status_code=201)
+@router.post("/v1/deployments", status_code=201, responses=errors(404, 409, 413))
 async def deploy(body: DeploymentIn, request: Request, _: AdminTicket) -> Deployed:
     """Deploy a model to an edge device; answers once it is ready (variant chosen, chunks
     transferred, SHA-256 verified, loaded in ONNX Runtime)."""
     manager = _edge(request)
     deployment_id = await manager.deploy_workload(
-        body.device_id, body.model_id, body.deployment_type
+        body.device_id, body.model_id, body.deployment_type.value
     )
     return Deployed(deployment_id=deployment_id)
 
 
-@router.get("/v1/deployments/{deployment_id}")
+@router.get("/v1/deployments/{deployment_id}", responses=errors(404))
 async def get_deployment(
     deployment_id: DeploymentId, request: Request, _: ReadTicket
 ) -> dict[str, Any]:
@@ -198,7 +240,7 @@ async def get_deployment(
     return _edge(request).get_deployment(deployment_id)
 
 
-@router.delete("/v1/deployments/{deployment_id}")
+@router.delete("/v1/deployments/{deployment_id}", responses=errors(404, 409))
 async def undeploy(deployment_id: DeploymentId, request: Request, _: AdminTicket) -> dict[str, Any]:
     """Remove a ready deployment (anything else → 409); answers the record, now ``removed``."""
     return await _edge(request).undeploy(deployment_id)

@@ -14,6 +14,8 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from fogmesh.server._json import StrictJsonRoute
+from fogmesh.server._openapi import AUTHENTICATED, Bool, Number, errors
 from fogmesh.server.auth import AgentTicket, ReadTicket
 from fogmesh.twin.elevation import Contribution
 
@@ -21,19 +23,19 @@ __all__ = ["KNOWLEDGE_KEY", "router"]
 
 KNOWLEDGE_KEY = "global_knowledge"
 
-router = APIRouter(tags=["knowledge"])
+router = APIRouter(tags=["knowledge"], route_class=StrictJsonRoute, responses=AUTHENTICATED)
 
 
 class ContributionIn(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     topic: str = Field(min_length=1, max_length=200)
-    noisy_count: float = Field(ge=-1e9, le=1e9)
-    epsilon: float = Field(gt=0, le=10)
+    noisy_count: Number = Field(ge=-1e9, le=1e9)
+    epsilon: Number = Field(gt=0, le=10)
     mechanism: Literal["laplace", "gaussian"]
-    consent: bool
+    consent: Bool
 
 
-@router.post("/v1/knowledge", status_code=202)
+@router.post("/v1/knowledge", status_code=202, responses=errors(400, 413))
 async def contribute(request: Request, body: ContributionIn, ticket: AgentTicket) -> dict[str, Any]:
     """Offer one anonymised, differentially private count to the global store."""
     service = request.app.state.service

@@ -3,27 +3,65 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
+from fogmesh.errors import StoreError
 from fogmesh.security.tokens import create_join_token
+from fogmesh.server._json import StrictJsonRoute
+from fogmesh.server._openapi import AUTHENTICATED, END, Number, errors
 from fogmesh.server.auth import AdminTicket, ReadTicket
+from fogmesh.server.config import STORE_RETRY_AFTER_S
 from fogmesh.server.metrics import render
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["system"])
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["system"], route_class=StrictJsonRoute)
 
 
-@router.get("/healthz")
-async def healthz(request: Request) -> dict[str, Any]:
-    """Liveness: the service is up and its store answers."""
+HEALTH_STORE_TIMEOUT_S = 2.0
+HEALTH_PROBE_KEY = "healthz_probe"
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"]
+    store: Literal["ok", "failing"]
+    tasks: int | None = Field(default=None, description="tasks stored (when the store answers)")
+    reason: str | None = None
+
+
+@router.get(
+    "/healthz",
+    response_model=HealthOut,
+    response_model_exclude_none=True,
+    responses={503: {"model": HealthOut, "description": "the store is failing (degraded)"}},
+)
+async def healthz(request: Request) -> Any:
+    """Health: ``200 {"status": "ok", "store": "ok", "tasks": n}`` while the store answers a
+    read and a write; ``503 {"status": "degraded", "store": "failing", "reason"}`` with
+    ``Retry-After`` while either fails or takes over 2 s (a full disk fails only writes)."""
     service = request.app.state.service
-    counts = await service.coordinator.store.count_by_state()
-    return {"status": "ok", "tasks": sum(counts.values())}
+    store = service.coordinator.store
+    try:
+        async with asyncio.timeout(HEALTH_STORE_TIMEOUT_S):
+            counts = await store.count_by_state()
+            await store.set_value(HEALTH_PROBE_KEY, service.clock.time())
+    except (StoreError, TimeoutError) as exc:
+        detail = "no answer in time" if isinstance(exc, TimeoutError) else exc.reason
+        log.warning("health check: the store is failing: %s", detail)
+        return JSONResponse(
+            {"status": "degraded", "store": "failing", "reason": "the store is not answering"},
+            status_code=503,
+            headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
+        )
+    return {"status": "ok", "store": "ok", "tasks": sum(counts.values())}
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
@@ -36,20 +74,50 @@ async def metrics(request: Request) -> PlainTextResponse:
     )
 
 
-@router.get("/v1/status")
+@router.get("/v1/status", responses=AUTHENTICATED)
 async def status(request: Request, _: ReadTicket) -> dict[str, Any]:
     """Tasks by state, queue by priority, devices by status and power mode, clusters."""
     result: dict[str, Any] = request.app.state.service.status()
     return result
 
 
+# What a join token's URL must look like, said once for the schema and the check: scheme, a
+# host name or address, an optional port, then a path, query or nothing; no whitespace anywhere
+# (said separately, so a final newline is refused too).
+JOIN_URL_PATTERN = r"^(https?|wss?)://[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?([/?#]|" + END + ")"
+_URL_SCHEMA = {
+    "anyOf": [
+        {
+            "type": "string",
+            "maxLength": 2000,
+            "pattern": JOIN_URL_PATTERN,
+            "not": {"pattern": r"\s"},
+        },
+        {"type": "null"},
+    ],
+    "description": "URL devices dial: http(s)/ws(s)://host[:port][/path] (default: the "
+    "coordinator's own)",
+}
+
+
 class TokenIn(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    ttl: float = Field(default=3600.0, gt=0, le=30 * 86_400, description="seconds")
-    url: str | None = Field(default=None, max_length=2000, description="URL devices dial")
+    ttl: Number = Field(default=3600.0, gt=0, le=30 * 86_400, description="seconds")
+    url: Annotated[str | None, WithJsonSchema(_URL_SCHEMA)] = None
+
+    @field_validator("url")
+    @classmethod
+    def _dialable(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        if len(url) > 2000 or re.search(JOIN_URL_PATTERN, url) is None:
+            raise ValueError("must be http(s)/ws(s)://host[:port][/path]")
+        if re.search(r"\s", url):
+            raise ValueError("must not contain whitespace")
+        return url
 
 
-@router.post("/v1/tokens", status_code=201)
+@router.post("/v1/tokens", status_code=201, responses={**AUTHENTICATED, **errors(413)})
 async def create_token(
     request: Request, _: AdminTicket, body: TokenIn | None = None
 ) -> dict[str, Any]:
@@ -82,14 +150,7 @@ class TokenList(BaseModel):
     tokens: list[TokenOut]
 
 
-_ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "no ticket, or one that does not verify"},
-    403: {"description": "the ticket lacks the admin scope"},
-    422: {"description": "invalid request"},
-}
-
-
-@router.get("/v1/tokens", response_model=TokenList, responses=_ADMIN_ERRORS)
+@router.get("/v1/tokens", response_model=TokenList, responses=AUTHENTICATED)
 async def list_tokens(
     request: Request,
     _: AdminTicket,
@@ -104,11 +165,7 @@ async def list_tokens(
 @router.delete(
     "/v1/tokens/{token_id}",
     response_model=TokenOut,
-    responses={
-        **_ADMIN_ERRORS,
-        404: {"description": "no such token was issued here"},
-        409: {"description": "the token was already used to enrol a device"},
-    },
+    responses={**AUTHENTICATED, **errors(404, 409)},
 )
 async def revoke_token(
     token_id: Annotated[str, Path(min_length=1, max_length=128)],

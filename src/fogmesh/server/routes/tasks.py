@@ -6,35 +6,63 @@ import contextlib
 from typing import Annotated, Any, Literal
 
 import msgspec
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from fogmesh.devices.model import DeviceType
 from fogmesh.errors import NotFound
-from fogmesh.fog.tasks import Task, TaskState, TaskType
+from fogmesh.fog.tasks import MODEL_ID_PATTERN, Task, TaskState, TaskType
+from fogmesh.server._json import SafeJSONResponse, StrictJsonRoute, safe_value
+from fogmesh.server._openapi import AUTHENTICATED, END, Bool, Integer, Number, errors
 from fogmesh.server.auth import ReadTicket, SubmitTicket
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
+router = APIRouter(
+    prefix="/v1/tasks", tags=["tasks"], route_class=StrictJsonRoute, responses=AUTHENTICATED
+)
 
 TaskId = Annotated[str, Path(min_length=1, max_length=64, description="task id (ULID)")]
-_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, regex_engine="python-re")
+
+
+MODEL_ID_SCHEMA_PATTERN = "^" + MODEL_ID_PATTERN.pattern + END
+FUNCTION_SCHEMA_PATTERN = (
+    r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*:[A-Za-z][A-Za-z0-9_]*" + END
+)
+_MODEL_ID_TEXT = "a model id: letters, digits, '.', '_', '-', starting with a letter or digit"
 
 
 class PythonPayloadIn(BaseModel):
     model_config = _STRICT
     type: Literal["python"]
-    function: str = Field(min_length=3, max_length=300, description="module:function")
-    args: dict[str, Any] = Field(default_factory=dict)
+    # The patterns are the coordinator's own rules (fog.tasks), stated for clients; the
+    # coordinator checks them, so the 422 names the rule in words.
+    function: str = Field(
+        min_length=3,
+        max_length=300,
+        description="module:function, public dotted ASCII names (no leading '_')",
+        json_schema_extra={"pattern": FUNCTION_SCHEMA_PATTERN},
+    )
+    args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="keyword arguments: JSON nested at most 32 levels, at most 1 MiB encoded",
+    )
 
 
 class ModelPayloadIn(BaseModel):
     model_config = _STRICT
     type: Literal["model"]
-    model_id: str = Field(min_length=1, max_length=200)
-    input: Any = None
+    model_id: str = Field(
+        min_length=1,
+        max_length=200,  # the pattern says 128: the coordinator's words for a longer one
+        description=_MODEL_ID_TEXT,
+        json_schema_extra={"pattern": MODEL_ID_SCHEMA_PATTERN},
+    )
+    input: Any = Field(
+        default=None, description="JSON nested at most 32 levels, at most 1 MiB encoded"
+    )
 
 
 class CommandPayloadIn(BaseModel):
@@ -46,10 +74,15 @@ class CommandPayloadIn(BaseModel):
 class ConstraintsIn(BaseModel):
     model_config = _STRICT
     device_types: list[DeviceType] | None = Field(default=None, min_length=1)
-    min_battery_percent: float | None = Field(default=None, ge=0, le=100)
-    requires_charging: bool = False
-    requires_unmetered: bool = False
-    requires_model: str | None = Field(default=None, max_length=200)
+    min_battery_percent: Annotated[Number, Field(ge=0, le=100)] | None = None
+    requires_charging: Bool = False
+    requires_unmetered: Bool = False
+    requires_model: str | None = Field(
+        default=None,
+        max_length=200,  # the pattern says 128: the coordinator's words for a longer one
+        description=_MODEL_ID_TEXT,
+        json_schema_extra={"pattern": MODEL_ID_SCHEMA_PATTERN},
+    )
     site: str | None = Field(default=None, max_length=200)
 
 
@@ -57,16 +90,20 @@ class TaskSubmit(BaseModel):
     model_config = _STRICT
     type: TaskType
     priority: Literal["low", "normal", "high", "critical"] = "normal"
-    cpu_cores: float = Field(default=1.0, gt=0, le=1024)
-    memory_mb: int = Field(default=256, gt=0, le=1 << 24)
-    estimated_duration: float = Field(default=60.0, gt=0, le=7 * 86_400)
-    requires_gpu: bool = False
+    cpu_cores: Number = Field(default=1.0, gt=0, le=1024)
+    memory_mb: Integer = Field(default=256, gt=0, le=1 << 24)
+    estimated_duration: Number = Field(default=60.0, gt=0, le=7 * 86_400)
+    requires_gpu: Bool = False
     payload: PythonPayloadIn | ModelPayloadIn | CommandPayloadIn | None = Field(
         default=None, discriminator="type"
     )
     constraints: ConstraintsIn | None = None
-    deadline: float | None = Field(default=None, gt=0, description="epoch seconds")
-    max_attempts: int = Field(default=3, ge=1, le=100)
+    deadline: Annotated[Number, Field(gt=0)] | None = Field(
+        default=None,
+        description="epoch seconds; must still be ahead when the task arrives (a deadline "
+        "already past is refused with 422: JSON Schema cannot compare with the clock)",
+    )
+    max_attempts: Integer = Field(default=3, ge=1, le=100)
     idempotency_key: str | None = Field(
         default=None,
         min_length=1,
@@ -102,7 +139,15 @@ class CancelIn(BaseModel):
 
 
 def task_json(task: Task) -> dict[str, Any]:
+    """The task as JSON-ready builtins; a stored value too deep to render becomes a marker."""
     value: dict[str, Any] = msgspec.to_builtins(task)
+    payload = value.get("payload")
+    if isinstance(payload, dict):
+        for key in ("args", "input"):
+            if key in payload:
+                payload[key] = safe_value(payload[key])
+    for key in ("result", "error"):
+        value[key] = safe_value(value.get(key))
     return value
 
 
@@ -124,27 +169,7 @@ def _spec(body: TaskSubmit) -> dict[str, Any]:
     }
 
 
-_ERROR_BODY: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "error": {
-            "type": "object",
-            "properties": {"code": {"type": "string"}, "reason": {"type": "string"}},
-            "required": ["code", "reason"],
-        }
-    },
-    "required": ["error"],
-}
-_KEY_CONFLICT: dict[int | str, dict[str, Any]] = {
-    409: {
-        "description": "An `idempotency_key` was first used with a different task spec "
-        "(code `idempotency_conflict`); nothing was stored.",
-        "content": {"application/json": {"schema": _ERROR_BODY}},
-    }
-}
-
-
-@router.post("", status_code=201, response_model=Submitted, responses=_KEY_CONFLICT)
+@router.post("", status_code=201, response_model=Submitted, responses=errors(409, 413))
 async def submit(body: TaskSubmit, request: Request, _: SubmitTicket) -> Submitted:
     """Accept a task; answers once it is durable. With an ``idempotency_key`` the key's
     first submit is answered again (same task id) and nothing new is stored."""
@@ -153,7 +178,7 @@ async def submit(body: TaskSubmit, request: Request, _: SubmitTicket) -> Submitt
     return Submitted(task_id=task_id, state="pending")
 
 
-@router.post("/batch", status_code=201, response_model=SubmittedBatch, responses=_KEY_CONFLICT)
+@router.post("/batch", status_code=201, response_model=SubmittedBatch, responses=errors(409, 413))
 async def submit_batch(body: TaskBatch, request: Request, _: SubmitTicket) -> SubmittedBatch:
     """Accept up to 1,000 tasks at once, all or none; answers once all are durable. Ids come
     back in the order given. A task whose ``idempotency_key`` is held is not stored again:
@@ -171,14 +196,16 @@ async def list_tasks(
     state: TaskState | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     after: Annotated[str | None, Query(max_length=64)] = None,
-) -> dict[str, Any]:
+) -> Response:
     """Tasks in creation order; page with ``after`` = the last id of the previous page."""
     store = request.app.state.service.coordinator.store
     tasks = await store.list_tasks(state, limit=limit, after=after)
-    return {"tasks": [task_json(t) for t in tasks], "next": tasks[-1].id if tasks else None}
+    return SafeJSONResponse(
+        {"tasks": [task_json(t) for t in tasks], "next": tasks[-1].id if tasks else None}
+    )
 
 
-@router.get("/{task_id}")
+@router.get("/{task_id}", responses=errors(404))
 async def get_task(
     task_id: TaskId,
     request: Request,
@@ -193,11 +220,11 @@ async def get_task(
     coordinator = request.app.state.service.coordinator
     if wait > 0:
         with contextlib.suppress(TimeoutError):
-            return task_json(await coordinator.wait_for(task_id, timeout=wait))
-    return task_json(await coordinator.get_task(task_id))
+            return SafeJSONResponse(task_json(await coordinator.wait_for(task_id, timeout=wait)))
+    return SafeJSONResponse(task_json(await coordinator.get_task(task_id)))
 
 
-@router.get("/{task_id}/artefact", response_class=FileResponse)
+@router.get("/{task_id}/artefact", response_class=FileResponse, responses=errors(404))
 async def get_artefact(task_id: TaskId, request: Request, _: ReadTicket) -> FileResponse:
     """A completed task's result that was too large to store inline (JSON; its SHA-256 and size
     are in the task's ``result.artefact``)."""
@@ -209,7 +236,7 @@ async def get_artefact(task_id: TaskId, request: Request, _: ReadTicket) -> File
     return FileResponse(path, media_type="application/json", filename=f"{task_id}.json")
 
 
-@router.post("/{task_id}/cancel")
+@router.post("/{task_id}/cancel", responses=errors(404, 409, 413))
 async def cancel(
     task_id: TaskId,
     request: Request,
@@ -218,10 +245,12 @@ async def cancel(
 ) -> Any:
     """Cancel a live task; its device is told to stop."""
     service = request.app.state.service
-    return task_json(await service.cancel_task(task_id, (body or CancelIn()).reason))
+    return SafeJSONResponse(
+        task_json(await service.cancel_task(task_id, (body or CancelIn()).reason))
+    )
 
 
-@router.get("/{task_id}/explain")
+@router.get("/{task_id}/explain", responses=errors(404))
 async def explain(task_id: TaskId, request: Request, _: ReadTicket) -> Any:
     """Why the task is where it is (or why it is nowhere yet)."""
     return request.app.state.service.coordinator.explain(task_id)

@@ -1,4 +1,13 @@
-"""ONNX Runtime inference on a model file (what ``model`` payloads run).
+"""ONNX Runtime inference of a model from the device's verified model cache (what ``model``
+payloads run).
+
+Only the runner calls this, for a ``model`` payload, with the path its model resolver returned
+for the payload's model id. It is deliberately not a built-in workload: a ``python`` payload
+naming it could otherwise load any file a caller names (and tell existing files from missing
+ones by the error). The module is private, so the runner's allow-list check refuses a ``python``
+payload that names it. The bytes are read once and, for a content-addressed blob
+(``<sha256>.onnx``, how the model cache stores models), checked against their hash in this
+process, so a file swapped after the cache verified it is not run.
 
 Imported by a warm worker on its first model task, so later forks start with onnxruntime
 loaded. The session is made in the task process: a session's thread pools would not survive
@@ -7,19 +16,24 @@ the fork from the worker.
 
 from __future__ import annotations
 
+import hashlib
+import re
+from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
 from fogmesh.agent.workloads._util import checksum
-from fogmesh.errors import DeviceError, InvalidRequest
+from fogmesh.errors import DeviceError, IntegrityError, InvalidRequest
 
 try:
     import onnxruntime as ort
 except ImportError:  # pragma: no cover - the onnx extra is not installed
     ort = None
 
-__all__ = ["run_model"]
+__all__ = ["run_cached_model"]
+
+_BLOB_NAME: Final = re.compile(r"[0-9a-f]{64}")
 
 _DTYPES: Final = {
     "tensor(float)": np.float32,
@@ -33,18 +47,23 @@ _DTYPES: Final = {
 }
 
 
-def run_model(path: str, input: Any) -> dict[str, Any]:
-    """Run the model at ``path`` on ``input`` (nested list for its one input, or name→list).
-
-    Returns ``{"outputs": {name: nested list}, "checksum": ...}``.
-    """
+def run_cached_model(path: str, input: Any) -> dict[str, Any]:
+    """Run the cached model at ``path`` on ``input`` (nested list for its one input, or
+    name→list). Returns ``{"outputs": {name: nested list}, "checksum": ...}``."""
     if ort is None:
         raise DeviceError("onnxruntime is not installed on this device")
+    blob = Path(path)
+    try:
+        data = blob.read_bytes()
+    except OSError as exc:
+        raise DeviceError(f"cached model cannot be read: {exc.strerror}") from None
+    if _BLOB_NAME.fullmatch(blob.stem) and hashlib.sha256(data).hexdigest() != blob.stem:
+        raise IntegrityError("cached model no longer matches its SHA-256")
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     try:
-        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as exc:
         raise DeviceError(f"could not load model: {exc}") from exc
     specs = {i.name: i for i in session.get_inputs()}

@@ -260,8 +260,10 @@ class TaskRunner:
                 reader.cancel()
             await asyncio.gather(*readers, return_exceptions=True)
         if self._cgroup is not None:
-            self._cgroup.remove()
-            self._cgroup = None
+            # Kills what the tasks left in the slots (a worker that had to be killed could not
+            # sweep them itself), then removes the groups.
+            cgroup, self._cgroup = self._cgroup, None
+            await asyncio.to_thread(cgroup.remove)
 
     async def __aenter__(self) -> TaskRunner:
         await self.start()
@@ -574,6 +576,10 @@ class TaskRunner:
 
     async def _replace(self, old: Worker) -> None:
         await old.kill()
+        cgroup = self._cgroup
+        if cgroup is not None:
+            # The slot is the new worker's: nothing the old one's tasks started may run on in it.
+            await asyncio.to_thread(cgroup.kill, old.index)
         delay = 0.5
         while not self._closed:
             try:

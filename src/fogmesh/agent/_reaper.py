@@ -65,24 +65,33 @@ def _stat(pid: int) -> tuple[str, int] | None:
 
 def children(pid: int) -> list[int]:
     """The processes whose parent is ``pid`` (zombies included)."""
+    listed = _listed_children(pid)
+    return _scanned_children(pid) if listed is None else listed
+
+
+def _listed_children(pid: int) -> list[int] | None:
+    """From ``/proc/<pid>/task/*/children``; None where the kernel has no such file
+    (CONFIG_PROC_CHILDREN is off)."""
     found: list[int] = []
     try:
         tids = os.listdir(f"/proc/{pid}/task")
     except OSError:
-        return found
-    listed = True
+        return found  # gone
     for tid in tids:
         try:
             with open(f"/proc/{pid}/task/{tid}/children", "rb") as fh:
                 found += [int(p) for p in fh.read().split()]
         except FileNotFoundError:
-            listed = False  # a kernel without CONFIG_PROC_CHILDREN: scan /proc instead
-            break
+            if os.path.isdir(f"/proc/{pid}/task/{tid}"):
+                return None
         except (OSError, ValueError):
             continue  # a thread that just exited
-    if listed:
-        return found
-    found = []
+    return found
+
+
+def _scanned_children(pid: int) -> list[int]:
+    """Every process's parent, read from ``/proc/*/stat`` (~1 ms for a hundred processes)."""
+    found: list[int] = []
     with contextlib.suppress(OSError):
         for name in os.listdir("/proc"):
             if name.isdigit():
@@ -94,6 +103,8 @@ def children(pid: int) -> list[int]:
 
 def has_children() -> bool:
     """Whether this process has any child, living or not yet reaped (one system call)."""
+    if not hasattr(os, "waitid"):  # not Linux: no subreaper either; look the slow way
+        return bool(children(os.getpid()))
     try:
         os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
     except ChildProcessError:

@@ -1,4 +1,5 @@
-"""The kernel mechanisms the runner contains tasks with, on real processes and real cgroups."""
+"""The kernel mechanisms the runner contains tasks with, on real processes and real cgroups
+(the runner-level tests are in test_containment.py)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import os
 import secrets
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 from containment_helpers import living
 
 from fogmesh.agent._cgroup import CpuCgroup, find_cpu_base, group_pids, kill_group
+from fogmesh.agent._reaper import _listed_children, _scanned_children, children
 
 
 def _writable_bases() -> list[tuple[str, Path]]:
@@ -81,3 +84,20 @@ def test_a_stale_group_is_emptied_and_removed_at_the_next_start(marker: str) -> 
     assert again is not None
     again.remove()
     assert not stale.exists() and not living(marker)
+
+
+def test_children_are_found_with_and_without_the_kernels_children_files(marker: str) -> None:
+    shell = subprocess.Popen(["sh", "-c", f"sleep {marker} & sleep {marker} & wait"])
+    try:
+        deadline = time.monotonic() + 10
+        while len(living(marker)) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        kids = {p.pid for p in living(marker)}
+        assert set(_scanned_children(shell.pid)) == kids
+        listed = _listed_children(shell.pid)
+        assert listed is None or set(listed) == kids  # None: a kernel without them
+        assert set(children(shell.pid)) == kids
+    finally:
+        shell.kill()
+        shell.wait()

@@ -43,13 +43,14 @@ def segfault() -> None:
 
 
 def make_runner() -> TaskRunner:
-    """The agent's runner for the SIGTERM test: this module allowed, commands on, and the CPU
-    limiter (hence the containment) from ``FOGMESH_TEST_LIMITER``."""
+    """The agent's runner for the SIGTERM test: this module allowed, commands on, the CPU
+    limiter and the containment from ``FOGMESH_TEST_LIMITER`` and ``_CONTAINMENT``."""
     return TaskRunner(
         RunnerConfig(
             allowed_modules=("fogmesh.agent.workloads", MODULE),
             allow_commands=True,
             workers=2,
             cpu_limiter=os.environ.get("FOGMESH_TEST_LIMITER", "auto"),
+            containment=os.environ.get("FOGMESH_TEST_CONTAINMENT", "auto"),
         )
     )

@@ -32,9 +32,16 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 HERE = Path(__file__).resolve().parent
 LIMITS = RunLimits(cpu_cores=1.0, memory_mb=256, timeout_s=20.0)
-# auto: cgroups where this process can write them (root here); duty-cycle: no cgroup at all,
-# so the fallback (process group + subreaper sweep) is all there is.
-LIMITERS = ["auto", "duty-cycle"]
+# (cpu_limiter, containment). cgroup-cpu: the CPU group contains the tasks (v1 here, as root);
+# cgroup-only: no CPU group, a group made only to contain them (here: the v2 hierarchy, which
+# has no cpu controller, so cgroup.kill); process-tree: no cgroup at all, so the fallback
+# (process-group kill + subreaper sweep) is all there is. Without writable cgroups the first
+# two are the fallback too.
+SETUPS = {
+    "cgroup-cpu": ("auto", "auto"),
+    "cgroup-only": ("duty-cycle", "auto"),
+    "process-tree": ("duty-cycle", "process-tree"),
+}
 _ids = iter(range(1_000_000))
 
 
@@ -65,22 +72,31 @@ def importable_here() -> Iterator[None]:
         yield
 
 
-def runner_config(limiter: str, workers: int = 1) -> RunnerConfig:
+def runner_config(setup: str, workers: int = 1) -> RunnerConfig:
+    limiter, containment = SETUPS[setup]
     return RunnerConfig(
         allowed_modules=("fogmesh.agent.workloads", MODULE),
         allow_commands=True,
         workers=workers,
         cpu_limiter=limiter,
+        containment=containment,
     )
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module", params=LIMITERS)
+def check_setup(r: TaskRunner, setup: str) -> None:
+    assert r.capabilities()["containment"] == r.containment
+    if setup == "process-tree":
+        assert r._cgroup is None and r.containment == "process-tree"
+    elif setup == "cgroup-only" and r._cgroup is not None:
+        assert not r._cgroup.cpu and r.limiter == "duty-cycle"
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module", params=list(SETUPS))
 async def runner(request: pytest.FixtureRequest) -> AsyncIterator[TaskRunner]:
     r = TaskRunner(runner_config(request.param))
     try:
         await r.start()
-        if request.param == "duty-cycle":
-            assert r._cgroup is None
+        check_setup(r, request.param)
         yield r
     finally:
         await r.close()
@@ -184,13 +200,14 @@ async def test_a_segfault_under_a_memory_cap_is_a_crash_not_a_memory_kill(
 # ---- the runner's close ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("limiter", LIMITERS)
+@pytest.mark.parametrize("setup", list(SETUPS))
 async def test_close_ends_what_running_tasks_started_and_removes_the_groups(
-    marker: str, limiter: str
+    marker: str, setup: str
 ) -> None:
-    r = TaskRunner(runner_config(limiter, workers=2))
+    r = TaskRunner(runner_config(setup, workers=2))
     try:
         await r.start()
+        check_setup(r, setup)
         group = None if r._cgroup is None else r._cgroup.group
         long = RunLimits(cpu_cores=1.0, timeout_s=60.0)
         runs = [
@@ -216,7 +233,7 @@ async def test_close_after_a_worker_is_stopped_still_ends_its_tasks_children(
 ) -> None:
     """A worker that cannot sweep (here: stopped, so it never answers the runner's Exit) is
     killed; what its tasks started goes with it."""
-    r = TaskRunner(runner_config("duty-cycle"))
+    r = TaskRunner(runner_config("process-tree"))
     try:
         await r.start()
         run = asyncio.create_task(
@@ -254,12 +271,18 @@ def _groups_of(pid: int) -> list[Path]:
     ]
 
 
-@pytest.mark.parametrize("limiter", LIMITERS)
+@pytest.mark.parametrize("setup", list(SETUPS))
 async def test_the_agents_sigterm_ends_what_its_tasks_started(
-    tmp_path: Path, marker: str, limiter: str
+    tmp_path: Path, marker: str, setup: str
 ) -> None:
+    limiter, containment = SETUPS[setup]
     async with running_coordinator(tmp_path / "coord") as service:
-        env = {**os.environ, "FOGMESH_TEST_LIMITER": limiter, "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "FOGMESH_TEST_LIMITER": limiter,
+            "FOGMESH_TEST_CONTAINMENT": containment,
+            "PYTHONUNBUFFERED": "1",
+        }
         env.pop("FOGMESH_PROFILE", None)
         argv = [
             sys.executable, "-c", _RUN, str(_CLI), "agent",
@@ -288,7 +311,8 @@ async def test_the_agents_sigterm_ends_what_its_tasks_started(
                     "inference", cpu_cores=0.2, estimated_duration=60, payload=payload
                 )
             await wait_for(lambda: len(living(marker)) == 2, within=60)
-            assert _groups_of(agent.pid) or limiter == "duty-cycle"
+            if setup == "process-tree":
+                assert _groups_of(agent.pid) == []
             agent.send_signal(signal.SIGTERM)
             await asyncio.wait_for(agent.wait(), 30)
         finally:

@@ -18,7 +18,9 @@ empty, which ends: a process with a SIGKILL pending cannot complete a fork.
 
 Whether this works is decided at run time: root on a v1 host (``cpu.cfs_quota_us``), or a
 delegated v2 subtree (``cpu.max``). Anything else returns ``None`` and the runner falls back to
-duty-cycling.
+duty-cycling. The runner then still asks for a group without CPU control (``cpu=False``) to
+contain its tasks in — a v2 group needs no controller for ``cgroup.kill`` — and only where none
+can be made does containment fall back to subreapers (``_reaper``).
 """
 
 from __future__ import annotations
@@ -91,9 +93,10 @@ def _join(mountpoint: str, root: str, own: str) -> Path:
 class CpuCgroup:
     """Our parent group and its per-worker slots, in one hierarchy (v1 or v2)."""
 
-    def __init__(self, version: str, group: Path) -> None:
+    def __init__(self, version: str, group: Path, *, cpu: bool = True) -> None:
         self.version = version
         self.group = group
+        self.cpu = cpu  # False: a group that only contains the tasks; no caps are written
         self._slots: dict[int, Path] = {}
         # What each slot's cap was last set to: a worker runs task after task at the same limit,
         # and a write to a cgroup file is a syscall and a kernel reconfiguration each time.
@@ -106,12 +109,14 @@ class CpuCgroup:
         *,
         prefer: str | None = None,
         slots: int = 1,
+        cpu: bool = True,
     ) -> CpuCgroup | None:
         """The first candidate where a group can be made and capped, or ``None``.
 
         The group is weighted as ``slots`` ordinary processes: left at the default weight, all
         the runner's tasks together would get the CPU share of a single process whenever the
-        device is busy, however many workers it runs.
+        device is busy, however many workers it runs. ``cpu=False``: a group that processes can
+        be moved into, for containment only (no controller needed, no cap written).
         """
         for version, base in find_cpu_base() if candidates is None else candidates:
             if prefer is not None and version != prefer:
@@ -122,8 +127,16 @@ class CpuCgroup:
                 group.mkdir()
             except OSError:
                 continue
-            made = cls(version, group)
+            made = cls(version, group, cpu=cpu)
             try:
+                if not cpu:
+                    # Moving a process needs write access to the group's cgroup.procs and to
+                    # that of the common ancestor of where it is and where it goes (v2's
+                    # delegation rule): the worker moves its task processes from ``base``.
+                    for procs in (group / "cgroup.procs", base / "cgroup.procs"):
+                        if not os.access(procs, os.W_OK):
+                            raise PermissionError(f"{procs} is not writable")
+                    return made
                 if version == "cgroup-v2":
                     _enable_v2_cpu(base, group)
                 made.set_cores(0, 1.0)  # proves the quota files are writable
@@ -141,7 +154,7 @@ class CpuCgroup:
         if path is None:
             path = self.group / f"w{index}"
             path.mkdir(exist_ok=True)
-            if self.version == "cgroup-v1":
+            if self.version == "cgroup-v1" and self.cpu:
                 (path / "cpu.cfs_period_us").write_text(str(PERIOD_US))
             self._slots[index] = path
         return path

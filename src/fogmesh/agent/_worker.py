@@ -97,14 +97,15 @@ class _CapFailed(OSError):
 
 
 def _join_group(procs: str | None, pid: int) -> None:
-    """Move task process ``pid`` into the slot's CPU cgroup (``procs``: its cgroup.procs)."""
+    """Move task process ``pid`` into the slot's cgroup (``procs``: its cgroup.procs): its CPU
+    cap, where the runner caps through cgroups, and its containment."""
     if procs is None:
         return
     try:
         with open(procs, "w") as f:
             f.write(str(pid))
     except OSError as exc:
-        raise _CapFailed(f"cannot put the task process under its CPU cap: {exc}") from exc
+        raise _CapFailed(f"cannot put the task process into its cgroup: {exc}") from exc
 
 
 class _Zygote:

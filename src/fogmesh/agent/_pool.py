@@ -120,11 +120,14 @@ class Worker:
         if self.proc.returncode is None:  # once reaped, its pid (and pgid) may belong to another
             # Its descendants first: once it is dead they would be re-parented out of reach
             # (tasks' own sessions escape the process group kill below).
-            kill_descendants(self.pid)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, signal.SIGKILL)
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
+            try:
+                await asyncio.to_thread(kill_descendants, self.pid)
+            finally:  # cancelled or not, the worker goes
+                if self.proc.returncode is None:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(self.pid, signal.SIGKILL)
+                    with contextlib.suppress(ProcessLookupError):
+                        self.proc.kill()
         await self.proc.wait()
         if self.proc.stdin is not None:
             self.proc.stdin.close()

@@ -144,6 +144,7 @@ def kill_descendants(root: int) -> int:
     """
     signalled: set[int] = set()
     give_up = time.monotonic() + _GIVE_UP_S
+    pause = 0.0005
     while time.monotonic() < give_up:
         living: list[int] = []
         stack = [root]
@@ -159,4 +160,6 @@ def kill_descendants(root: int) -> int:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
             signalled.add(pid)
+        time.sleep(pause)  # let them die before looking again (their orphans come up then)
+        pause = min(pause * 2, 0.05)
     return len(signalled)

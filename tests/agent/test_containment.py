@@ -156,7 +156,8 @@ async def test_a_task_stopped_takes_its_children_with_it(
         t = leaky("spawn_session_child", marker=marker, then_sleep=60.0)
     else:
         t = command("sh", "-c", f"setsid -f sleep {marker}; sleep 60")
-    limits = RunLimits(cpu_cores=1.0, timeout_s=60.0 if end == "cancelled" else 1.5)
+    # Long enough for the child to be seen before the kill, even on a loaded machine.
+    limits = RunLimits(cpu_cores=1.0, timeout_s=60.0 if end == "cancelled" else 3.0)
     run = asyncio.create_task(runner.run(t, limits))
     await wait_for(lambda: bool(living(marker)))
     if end == "cancelled":

@@ -23,7 +23,7 @@ the cap is absolute and hard).
 Nothing a task starts outlives it, even in a session of its own. The worker and each kept python
 task process are subreapers (``_reaper``): a task's orphans are re-parented to them, not to
 init. A kept process kills its own leftovers before it reports each task; the worker empties
-the task's cgroup slot (when the runner caps through cgroups) and kills and reaps every child
+the task's cgroup slot (when the runner made one) and kills and reaps every child
 but the kept process after each command, each thrown-away task process, and before it exits.
 """
 
@@ -113,8 +113,9 @@ class _Zygote:
         self.fd_in = fd_in
         self.fd_out = fd_out
         self.outbox: list[bytes] = []  # encoded frames for the runner, written by flush()
-        # cgroup.procs of this worker's slot: task processes run there, capped; the worker
-        # itself stays outside, so its bookkeeping never eats into a task's CPU allowance.
+        # cgroup.procs of this worker's slot: task processes run there, capped (if the runner caps
+        # through cgroups) and contained; the worker itself stays outside, so its bookkeeping
+        # never eats into a task's CPU allowance.
         self.task_group = task_group
         self.slot = None if task_group is None else Path(task_group).parent
         self.frames = FrameBuffer()

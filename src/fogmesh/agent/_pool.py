@@ -119,15 +119,15 @@ class Worker:
         self.healthy = False
         if self.proc.returncode is None:  # once reaped, its pid (and pgid) may belong to another
             # Its descendants first: once it is dead they would be re-parented out of reach
-            # (tasks' own sessions escape the process group kill below).
-            try:
-                await asyncio.to_thread(kill_descendants, self.pid)
-            finally:  # cancelled or not, the worker goes
-                if self.proc.returncode is None:
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.killpg(self.pid, signal.SIGKILL)
-                    with contextlib.suppress(ProcessLookupError):
-                        self.proc.kill()
+            # (tasks' own sessions escape the process group kill below). Inline, not in a
+            # thread: a caller cancelled meanwhile (the runner closing while it replaces this
+            # worker) would otherwise kill the worker while its descendants are still being
+            # looked for. It takes a few milliseconds: they die at the first SIGKILL.
+            kill_descendants(self.pid)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
         await self.proc.wait()
         if self.proc.stdin is not None:
             self.proc.stdin.close()

@@ -125,18 +125,26 @@ def reap_children(keep: Collection[int] = ()) -> int:
         strays = [pid for pid in children(me) if pid not in keep]
         if not strays:
             return handled
+        dying = []
         for pid in strays:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-        for pid in strays:
-            with contextlib.suppress(ChildProcessError, OSError):
+            try:
+                os.kill(pid, signal.SIGKILL)  # a zombie takes it too, without effect
+            except ProcessLookupError:
+                continue
+            except PermissionError:
+                keep = (*keep, pid)  # it became another user: not ours to end
+                continue
+            dying.append(pid)
+        for pid in dying:
+            with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
             handled += 1
     return handled
 
 
 def kill_descendants(root: int) -> int:
-    """SIGKILL every living descendant of ``root`` (not ``root`` itself), deepest tree first.
+    """SIGKILL every living descendant of ``root`` (not ``root`` itself), in rounds until none
+    is left.
 
     For a worker about to be killed: its descendants would otherwise be re-parented away from
     it, out of reach. Their zombies stay its children and go with it. Returns how many were

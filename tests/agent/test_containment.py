@@ -263,6 +263,10 @@ _RUN = (
 )
 
 
+def _all_pids(group: Path) -> list[int]:
+    return [pid for slot in [group, *group.iterdir()] if slot.is_dir() for pid in group_pids(slot)]
+
+
 def _groups_of(pid: int) -> list[Path]:
     return [
         group
@@ -273,9 +277,12 @@ def _groups_of(pid: int) -> list[Path]:
 
 
 @pytest.mark.parametrize("setup", list(SETUPS))
-async def test_the_agents_sigterm_ends_what_its_tasks_started(
-    tmp_path: Path, marker: str, setup: str
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+async def test_the_agents_end_ends_what_its_tasks_started(
+    tmp_path: Path, marker: str, setup: str, sig: signal.Signals
 ) -> None:
+    """SIGTERM: the agent closes its runner. SIGKILL: nothing of the agent runs any more; its
+    workers see their pipe close and end their tasks and what those started themselves."""
     limiter, containment = SETUPS[setup]
     async with running_coordinator(tmp_path / "coord") as service:
         env = {
@@ -314,13 +321,23 @@ async def test_the_agents_sigterm_ends_what_its_tasks_started(
             await wait_for(lambda: len(living(marker)) == 2, within=60)
             if setup == "process-tree":
                 assert _groups_of(agent.pid) == []
-            agent.send_signal(signal.SIGTERM)
+            agent.send_signal(sig)
             await asyncio.wait_for(agent.wait(), 30)
         finally:
             if agent.returncode is None:
                 agent.kill()
                 await agent.wait()
             log.close()
-        assert agent.returncode == 0, (tmp_path / "agent.log").read_text()[-2000:]
-        assert with_marker(marker) == []
-        assert _groups_of(agent.pid) == []
+        if sig == signal.SIGTERM:
+            assert agent.returncode == 0, (tmp_path / "agent.log").read_text()[-2000:]
+            assert with_marker(marker) == []
+            assert _groups_of(agent.pid) == []
+        else:
+            # Its workers outlive it only until they read the end of their pipe; its groups
+            # stay (nothing of it runs to remove them) until the next runner's start sweeps.
+            await wait_for(lambda: not living(marker))
+            for group in _groups_of(agent.pid):
+                assert not _all_pids(group), group
+                for slot in [*group.iterdir(), group]:
+                    if slot.is_dir():
+                        slot.rmdir()

@@ -9,9 +9,18 @@ most of its allowance on its supervisor, and the slot stalled for the rest of ea
 migration costs ~0.3–1 ms here (more on some v1 kernels, waiting for an RCU grace period).
 The runner rewrites the slot's quota before it hands each task over.
 
+The same groups contain the tasks: whatever a task starts — in its own session too — lands in
+its slot, and ``kill_group`` empties a slot (after a command, after a kept task process is
+thrown away, when a worker is replaced or the runner closes) and ``remove`` empties the groups
+before removing them. v2 kills a group at once through ``cgroup.kill`` (Linux ≥ 5.14) or freezes
+it first (``cgroup.freeze``, ≥ 5.2); v1 SIGKILLs every pid in ``cgroup.procs`` until it is
+empty, which ends: a process with a SIGKILL pending cannot complete a fork.
+
 Whether this works is decided at run time: root on a v1 host (``cpu.cfs_quota_us``), or a
 delegated v2 subtree (``cpu.max``). Anything else returns ``None`` and the runner falls back to
-duty-cycling.
+duty-cycling. The runner then still asks for a group without CPU control (``cpu=False``) to
+contain its tasks in — a v2 group needs no controller for ``cgroup.kill`` — and only where none
+can be made does containment fall back to subreapers (``_reaper``).
 """
 
 from __future__ import annotations
@@ -19,14 +28,17 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import signal
+import time
 from pathlib import Path
 from typing import Final
 
-__all__ = ["PERIOD_US", "CpuCgroup", "find_cpu_base"]
+__all__ = ["PERIOD_US", "CpuCgroup", "find_cpu_base", "group_pids", "kill_group"]
 
 PERIOD_US: Final = 100_000
 _MIN_QUOTA_US: Final = 1_000  # the kernel refuses smaller CFS quotas
 _GROUP: Final = -1  # the quota cache's key for the parent group itself
+_KILL_WITHIN_S: Final = 5.0  # a process in uninterruptible sleep is the only one that outlasts it
 
 
 def _own_paths(proc_self: Path) -> tuple[str | None, str | None]:
@@ -81,9 +93,10 @@ def _join(mountpoint: str, root: str, own: str) -> Path:
 class CpuCgroup:
     """Our parent group and its per-worker slots, in one hierarchy (v1 or v2)."""
 
-    def __init__(self, version: str, group: Path) -> None:
+    def __init__(self, version: str, group: Path, *, cpu: bool = True) -> None:
         self.version = version
         self.group = group
+        self.cpu = cpu  # False: a group that only contains the tasks; no caps are written
         self._slots: dict[int, Path] = {}
         # What each slot's cap was last set to: a worker runs task after task at the same limit,
         # and a write to a cgroup file is a syscall and a kernel reconfiguration each time.
@@ -96,12 +109,14 @@ class CpuCgroup:
         *,
         prefer: str | None = None,
         slots: int = 1,
+        cpu: bool = True,
     ) -> CpuCgroup | None:
         """The first candidate where a group can be made and capped, or ``None``.
 
         The group is weighted as ``slots`` ordinary processes: left at the default weight, all
         the runner's tasks together would get the CPU share of a single process whenever the
-        device is busy, however many workers it runs.
+        device is busy, however many workers it runs. ``cpu=False``: a group that processes can
+        be moved into, for containment only (no controller needed, no cap written).
         """
         for version, base in find_cpu_base() if candidates is None else candidates:
             if prefer is not None and version != prefer:
@@ -112,8 +127,16 @@ class CpuCgroup:
                 group.mkdir()
             except OSError:
                 continue
-            made = cls(version, group)
+            made = cls(version, group, cpu=cpu)
             try:
+                if not cpu:
+                    # Moving a process needs write access to the group's cgroup.procs and to
+                    # that of the common ancestor of where it is and where it goes (v2's
+                    # delegation rule): the worker moves its task processes from ``base``.
+                    for procs in (group / "cgroup.procs", base / "cgroup.procs"):
+                        if not os.access(procs, os.W_OK):
+                            raise PermissionError(f"{procs} is not writable")
+                    return made
                 if version == "cgroup-v2":
                     _enable_v2_cpu(base, group)
                 made.set_cores(0, 1.0)  # proves the quota files are writable
@@ -131,7 +154,7 @@ class CpuCgroup:
         if path is None:
             path = self.group / f"w{index}"
             path.mkdir(exist_ok=True)
-            if self.version == "cgroup-v1":
+            if self.version == "cgroup-v1" and self.cpu:
                 (path / "cpu.cfs_period_us").write_text(str(PERIOD_US))
             self._slots[index] = path
         return path
@@ -173,8 +196,15 @@ class CpuCgroup:
             else:
                 (self.group / "cpu.shares").write_text(str(1024 * processes))
 
+    def kill(self, index: int, keep: int | None = None) -> bool:
+        """Kill every process in slot ``index`` but ``keep``; False if some outlived the wait."""
+        path = self._slots.get(index)
+        return True if path is None else kill_group(path, keep)
+
     def remove(self) -> None:
-        """Remove the slots and the group (they must hold no process any more)."""
+        """Kill whatever is left in the slots, then remove them and the group."""
+        for path in list(self._slots.values()):
+            kill_group(path)
         for path in list(self._slots.values()):
             with contextlib.suppress(OSError):
                 path.rmdir()
@@ -199,19 +229,77 @@ def _read(path: Path) -> str:
         return ""
 
 
+def _write_control(path: Path, value: str) -> None:
+    """Write an existing control file; never create one (a kernel without it has none)."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
+def group_pids(path: Path) -> list[int]:
+    """The processes in cgroup ``path`` (zombies are not listed); empty once it is gone."""
+    try:
+        with open(path / "cgroup.procs", "rb") as fh:
+            return [int(pid) for pid in fh.read().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def kill_group(path: Path, keep: int | None = None, within: float = _KILL_WITHIN_S) -> bool:
+    """SIGKILL every process in cgroup ``path`` except ``keep``; True once none is left.
+
+    ``keep`` is a kept python task process, which must survive its task's leftovers; without
+    one, v2 kills the whole group at once (``cgroup.kill``) or freezes it, so nothing forks
+    between the reading of ``cgroup.procs`` and the signals.
+    """
+    if not path.is_dir():
+        return True
+    frozen = False
+    if keep is None:
+        try:
+            _write_control(path / "cgroup.kill", "1")
+        except OSError:
+            with contextlib.suppress(OSError):
+                _write_control(path / "cgroup.freeze", "1")
+                frozen = True
+    try:
+        give_up = time.monotonic() + within
+        pause = 0.0005
+        while True:
+            strays = [pid for pid in group_pids(path) if pid != keep]
+            if not strays:
+                return True
+            if time.monotonic() >= give_up:
+                return False
+            for pid in strays:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)  # a frozen process dies of it too
+            time.sleep(pause)  # they leave the group as they exit
+            pause = min(pause * 2, 0.05)
+    finally:
+        if frozen:
+            with contextlib.suppress(OSError):
+                _write_control(path / "cgroup.freeze", "0")
+
+
 def _rmtree_groups(group: Path) -> None:
-    # Cgroup directories are removed with rmdir (their control files are not real files).
+    # Cgroup directories are removed with rmdir (their control files are not real files); a
+    # group with a process in it cannot be removed, so they are emptied first.
     with contextlib.suppress(OSError):
         for child in group.iterdir():
             if child.is_dir():
+                kill_group(child)
                 with contextlib.suppress(OSError):
                     child.rmdir()
+    kill_group(group)
     with contextlib.suppress(OSError):
         group.rmdir()
 
 
 def _sweep_stale(base: Path) -> None:
-    """Remove groups left by runners that died without closing."""
+    """Remove groups left by runners that died without closing, and the processes in them."""
     with contextlib.suppress(OSError):
         for entry in base.iterdir():
             name = entry.name

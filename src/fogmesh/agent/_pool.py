@@ -20,6 +20,7 @@ from fogmesh.agent._ipc import (
     decode_to_runner,
     encode,
 )
+from fogmesh.agent._reaper import kill_descendants
 from fogmesh.errors import DeviceError
 
 __all__ = ["Worker"]
@@ -114,9 +115,15 @@ class Worker:
         return decode_to_runner(await stdout.readexactly(size))
 
     async def kill(self) -> None:
-        """Kill the worker's process group now and reap it."""
+        """Kill the worker, its task processes and whatever they started, now, and reap it."""
         self.healthy = False
         if self.proc.returncode is None:  # once reaped, its pid (and pgid) may belong to another
+            # Its descendants first: once it is dead they would be re-parented out of reach
+            # (tasks' own sessions escape the process group kill below). Inline, not in a
+            # thread: a caller cancelled meanwhile (the runner closing while it replaces this
+            # worker) would otherwise kill the worker while its descendants are still being
+            # looked for. It takes a few milliseconds: they die at the first SIGKILL.
+            kill_descendants(self.pid)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pid, signal.SIGKILL)
             with contextlib.suppress(ProcessLookupError):

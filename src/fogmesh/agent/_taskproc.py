@@ -22,6 +22,7 @@ from typing import Any, Final, NoReturn
 import msgspec
 
 from fogmesh.agent._ipc import Done, FrameBuffer, Run, decode_to_worker, write_frame
+from fogmesh.agent._reaper import has_children, reap_children, set_subreaper
 from fogmesh.errors import FogmeshError
 
 __all__ = ["child_entry", "command_main", "fail", "resident_main"]
@@ -55,7 +56,11 @@ def child_entry(body: Callable[[], int]) -> NoReturn:
 
 
 def _detach(worker_fds: tuple[int, int]) -> bool:
-    """Common start of a task process; False if the worker died before it was set up."""
+    """Common start of a task process; False if the worker died before it was set up.
+
+    Not a subreaper: an exec'd command would collect its orphans as zombies it never reaps;
+    they go to the worker instead, which is one.
+    """
     parent = os.getppid()
     for fd in worker_fds:
         os.close(fd)
@@ -78,6 +83,9 @@ def resident_main(
     """A kept python task process: run each Run it is sent, report, repeat until EOF."""
     if not _detach(worker_fds):
         return 1
+    # Whatever a task starts stays below this process, even after a double fork or a setsid,
+    # so that it can be ended with the task (see _end_leftovers).
+    set_subreaper()
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     capturing = _capture_stdout()
@@ -99,6 +107,7 @@ def resident_main(
         if capturing:
             _rewind_stdout()
         done = _run_in_process(msg, functions, soft, hard)
+        _end_leftovers()
         if capturing and done.error is not None:
             tail = _stdout_tail()
             if tail:
@@ -109,6 +118,13 @@ def resident_main(
 
 
 _signatures: dict[Callable[..., Any], inspect.Signature] = {}  # per task process
+
+
+def _end_leftovers() -> None:
+    """Kill and reap every process the task left running: none may see the next task. The
+    usual case — it left none — costs one system call."""
+    if has_children():
+        reap_children()
 
 
 def _run_in_process(

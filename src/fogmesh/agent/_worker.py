@@ -19,6 +19,12 @@ limit; the cap guards against runaway allocation, not against the code the devic
 
 ``command`` tasks: always a fresh fork that execs ``argv`` (its address space is new, so there
 the cap is absolute and hard).
+
+Nothing a task starts outlives it, even in a session of its own. The worker and each kept python
+task process are subreapers (``_reaper``): a task's orphans are re-parented to them, not to
+init. A kept process kills its own leftovers before it reports each task; the worker empties
+the task's cgroup slot (when the runner made one) and kills and reaps every child
+but the kept process after each command, each thrown-away task process, and before it exits.
 """
 
 from __future__ import annotations
@@ -33,10 +39,12 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Final
 
 import msgspec
 
+from fogmesh.agent._cgroup import kill_group
 from fogmesh.agent._dutycycle import TICK_S, DutyCycle, process_cpu_seconds
 from fogmesh.agent._ipc import (
     TASK_GROUP_ENV,
@@ -54,6 +62,7 @@ from fogmesh.agent._ipc import (
     encode,
     write_frame,
 )
+from fogmesh.agent._reaper import reap_children, set_subreaper
 from fogmesh.agent._taskproc import child_entry, command_main, fail, resident_main
 
 __all__ = ["main"]
@@ -88,14 +97,15 @@ class _CapFailed(OSError):
 
 
 def _join_group(procs: str | None, pid: int) -> None:
-    """Move task process ``pid`` into the slot's CPU cgroup (``procs``: its cgroup.procs)."""
+    """Move task process ``pid`` into the slot's cgroup (``procs``: its cgroup.procs): its CPU
+    cap, where the runner caps through cgroups, and its containment."""
     if procs is None:
         return
     try:
         with open(procs, "w") as f:
             f.write(str(pid))
     except OSError as exc:
-        raise _CapFailed(f"cannot put the task process under its CPU cap: {exc}") from exc
+        raise _CapFailed(f"cannot put the task process into its cgroup: {exc}") from exc
 
 
 class _Zygote:
@@ -103,9 +113,11 @@ class _Zygote:
         self.fd_in = fd_in
         self.fd_out = fd_out
         self.outbox: list[bytes] = []  # encoded frames for the runner, written by flush()
-        # cgroup.procs of this worker's slot: task processes run there, capped; the worker
-        # itself stays outside, so its bookkeeping never eats into a task's CPU allowance.
+        # cgroup.procs of this worker's slot: task processes run there, capped (if the runner caps
+        # through cgroups) and contained; the worker itself stays outside, so its bookkeeping
+        # never eats into a task's CPU allowance.
         self.task_group = task_group
+        self.slot = None if task_group is None else Path(task_group).parent
         self.frames = FrameBuffer()
         self.pending: list[ToWorker] = []
         self.functions: dict[tuple[str, str], Callable[..., Any]] = {}
@@ -213,17 +225,25 @@ class _Zygote:
         return self._run_command(msg)
 
     def _retire(self) -> None:
-        """Kill and reap the kept task process, if any."""
+        """Kill and reap the kept task process, if any, and everything its tasks left."""
         res, self.resident = self.resident, None
-        if res is None:
-            return
-        with contextlib.suppress(OSError):
-            os.killpg(res.pid, signal.SIGKILL)
-        with contextlib.suppress(OSError):
-            os.kill(res.pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(res.pid, 0)
-        res.close_fds()
+        if res is not None:
+            with contextlib.suppress(OSError):
+                os.killpg(res.pid, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                os.kill(res.pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(res.pid, 0)
+            res.close_fds()
+        self.sweep()
+
+    def sweep(self) -> None:
+        """Kill what tasks left behind: everything in the slot and every child of this worker
+        (orphans come here: it is a subreaper) except the kept task process."""
+        keep = None if self.resident is None else self.resident.pid
+        if self.slot is not None:
+            kill_group(self.slot, keep)
+        reap_children(() if keep is None else (keep,))
 
     def _fork_resident(self) -> _Resident:
         cmd_r, cmd_w = os.pipe()
@@ -290,6 +310,7 @@ class _Zygote:
         status, usage = sup.exited
         self.resident = None
         res.close_fds()
+        self.sweep()  # its own children were re-parented here when it died
         done = _outcome(msg, sup, status)
         done.wall_s = time.monotonic() - t0
         if usage is not None:
@@ -356,6 +377,7 @@ class _Zygote:
         for fd in [*streams, pidfd]:
             if fd >= 0:
                 os.close(fd)
+        self.sweep()  # a command cannot clean up after itself as a kept process does
         status, usage = sup.exited if sup.exited is not None else (0, None)
         done = _outcome(msg, sup, status)
         done.wall_s = time.monotonic() - t0
@@ -509,6 +531,13 @@ def _drain(fd: int, buf: bytearray, cap: int) -> None:
                 buf += data[: cap - len(buf)]
 
 
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:  # a real-time signal has no name of its own
+        return f"signal {number}"
+
+
 def _outcome(msg: Run, sup: _Supervision, status: int) -> Done:
     killed = sup.killed
     if killed == "timeout":
@@ -535,9 +564,11 @@ def _outcome(msg: Run, sup: _Supervision, status: int) -> Done:
             if report is not None:
                 return report
     if os.WIFSIGNALED(status):
-        sig = signal.Signals(os.WTERMSIG(status)).name
-        if msg.mem_bytes is not None and sig in ("SIGKILL", "SIGSEGV", "SIGABRT", "SIGBUS"):
-            # A native allocation failing under RLIMIT_AS usually aborts rather than raising.
+        sig = _signal_name(os.WTERMSIG(status))
+        if msg.mem_bytes is not None and sig == "SIGABRT":
+            # A native allocation failing under RLIMIT_AS aborts rather than raising (C++'s
+            # bad_alloc uncaught, Python's fatal out-of-memory). A SIGSEGV, SIGBUS or a SIGKILL
+            # from someone else is a crash like any other: the cap does not explain it.
             return fail(msg, "killed", "memory_limit", f"died by {sig} under a memory cap")
         return fail(msg, "failed", "crashed", f"task process died by {sig}")
     code = os.waitstatus_to_exitcode(status)
@@ -561,6 +592,7 @@ def main(argv: list[str] | None = None) -> None:
     os.dup2(devnull, 0)
     os.dup2(2, 1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    set_subreaper()  # a task's orphans come here, not to init: see sweep()
     for name in sys.argv[1:] if argv is None else argv:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)

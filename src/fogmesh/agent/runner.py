@@ -14,7 +14,11 @@ How limits are enforced (docs/runner.md has the full story):
 * memory: soft RLIMIT_AS in the task process for the task's duration — the cap is what the task
   may add to the address space it inherited from the warm worker;
 * wall clock: the worker kills the task's process group at the deadline; the runner kills and
-  replaces the whole worker if the worker itself stops answering.
+  replaces the whole worker if the worker itself stops answering;
+* containment: nothing a task starts outlives it, in a session of its own included — the
+  worker's cgroup slot is emptied (the CPU group, or a group made only for this where CPU caps
+  do not use one), and the worker and kept task processes are subreapers that kill their
+  orphans (all there is where no cgroup can be made: ``_reaper``).
 
 A worker runs one task at a time. A *short* task (estimated at most ``PREFETCH_MAX_S``) may be
 handed to a worker busy with another short one, to wait in the worker's own queue
@@ -47,6 +51,7 @@ from fogmesh.errors import DeviceError
 from fogmesh.fog.tasks import CommandPayload, ModelPayload, PythonPayload, Task
 
 __all__ = [
+    "CONTAINMENTS",
     "LIMITERS",
     "PREFETCH",
     "PREFETCH_MAX_S",
@@ -59,6 +64,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 LIMITERS: Final = ("auto", "cgroup", "duty-cycle", "none")
+CONTAINMENTS: Final = ("auto", "cgroup", "process-tree")
 _BACKSTOP_S: Final = 5.0  # extra wall time before the runner stops trusting a worker
 # Private: reachable only through a model payload, never named by a python payload.
 _INFER: Final = ("fogmesh.agent._inference", "run_cached_model")
@@ -99,6 +105,10 @@ class RunnerConfig(msgspec.Struct, frozen=True, kw_only=True):
     max_artefact_bytes: int = 64 << 20  # beyond this a result is refused, not uploaded
     model_resolver: Callable[[str], Path | None] | None = None
     cpu_limiter: str = "auto"  # auto | cgroup | duty-cycle | none
+    # How a task's leftover processes are found and ended: auto = a cgroup where one can be
+    # made, else process-tree (subreapers); process-tree makes no cgroup for this (a cgroup CPU
+    # limiter's group contains the tasks anyway); cgroup = fail start-up without one.
+    containment: str = "auto"
     preload: tuple[str, ...] = ("fogmesh.agent.workloads",)  # imported once per worker
     # Keep a python task's process for the next task (fast); False = a fresh fork per task
     # (no state can pass from one task to the next, ~5–20 ms more per task).
@@ -176,9 +186,12 @@ class TaskRunner:
         self.config = config or RunnerConfig()
         if self.config.cpu_limiter not in LIMITERS:
             raise DeviceError(f"cpu_limiter must be one of {', '.join(LIMITERS)}")
+        if self.config.containment not in CONTAINMENTS:
+            raise DeviceError(f"containment must be one of {', '.join(CONTAINMENTS)}")
         if self.config.workers < 1:
             raise DeviceError("workers must be ≥ 1")
         self.limiter = "none"
+        self.containment = "none"  # cgroup-v2 | cgroup-v1 | process-tree, once started
         self._cgroup: CpuCgroup | None = None
         self._workers: dict[int, Worker] = {}
         self._lanes: dict[int, _Lane] = {}
@@ -199,6 +212,7 @@ class TaskRunner:
             if self._started or self._closed:
                 return
             self.limiter = self._choose_limiter()
+            self.containment = self._choose_containment()
             self._closing = False
             try:
                 workers = await asyncio.gather(
@@ -238,6 +252,16 @@ class TaskRunner:
         # Duty-cycling needs to read a process's CPU time from /proc.
         return "duty-cycle" if process_cpu_seconds(os.getpid()) is not None else "none"
 
+    def _choose_containment(self) -> str:
+        wanted = self.config.containment
+        if self._cgroup is None and wanted != "process-tree":
+            self._cgroup = CpuCgroup.create(slots=self.config.workers, cpu=False)
+        if self._cgroup is not None:
+            return self._cgroup.version
+        if wanted == "cgroup":
+            raise DeviceError("no writable cgroup to contain tasks in on this device")
+        return "process-tree"
+
     async def close(self) -> None:
         """Stop every worker and task process and remove our cgroups. Idempotent."""
         self._closed = True
@@ -263,8 +287,10 @@ class TaskRunner:
                 reader.cancel()
             await asyncio.gather(*readers, return_exceptions=True)
         if self._cgroup is not None:
-            self._cgroup.remove()
-            self._cgroup = None
+            # Kills what the tasks left in the slots (a worker that had to be killed could not
+            # sweep them itself), then removes the groups.
+            cgroup, self._cgroup = self._cgroup, None
+            await asyncio.to_thread(cgroup.remove)
 
     async def __aenter__(self) -> TaskRunner:
         await self.start()
@@ -279,6 +305,7 @@ class TaskRunner:
         return {
             "cpu_limiter": self.limiter,
             "memory_limiter": "rlimit-as",
+            "containment": self.containment,
             "allowed_modules": list(self.config.allowed_modules),
             "allow_commands": self.config.allow_commands,
             "workers": self.config.workers,
@@ -417,7 +444,7 @@ class TaskRunner:
                 short
                 and n <= PREFETCH
                 and (queue is None or n < len(queue.flights))
-                and (self._cgroup is None or lane.caps == caps)
+                and (self._cgroup is None or not self._cgroup.cpu or lane.caps == caps)
                 and all(f.short for f in lane.flights.values())
             ):
                 queue = lane
@@ -565,7 +592,7 @@ class TaskRunner:
     def _apply_cpu(self, lane: _Lane, msg: Run, limits: RunLimits, entry: _Active) -> str:
         ncpu = self._ncpu
         cores, budget = limits.cpu_cores, limits.device_cpu_cores
-        if self._cgroup is not None:
+        if self._cgroup is not None and self._cgroup.cpu:
             # The parent group holds the running tasks together to the budget; each slot holds
             # its task to its own cap. (A task only queues behind one with the same caps.)
             self._cgroup.set_total(budget)
@@ -593,6 +620,10 @@ class TaskRunner:
 
     async def _replace(self, old: Worker) -> None:
         await old.kill()
+        cgroup = self._cgroup
+        if cgroup is not None:
+            # The slot is the new worker's: nothing the old one's tasks started may run on in it.
+            await asyncio.to_thread(cgroup.kill, old.index)
         delay = 0.5
         while not self._closed:
             try:

@@ -20,6 +20,12 @@ from fogmesh.server._http import guarded_http_protocol
 
 
 async def app(scope: Any, receive: Any, send: Any) -> None:
+    if scope["type"] == "websocket":  # an echo, as long as the client stays
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        while (message := await receive())["type"] == "websocket.receive":
+            await send({"type": "websocket.send", "text": message.get("text")})
+        return
     assert scope["type"] == "http"
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"ok"})
@@ -91,3 +97,22 @@ def test_past_the_cap_a_connection_gets_503(base: type[asyncio.Protocol]) -> Non
         finally:
             for s in held:
                 s.close()
+
+
+@pytest.mark.parametrize("base", [HttpToolsProtocol, H11Protocol])
+def test_an_upgraded_websocket_outlives_the_header_deadline(base: type[asyncio.Protocol]) -> None:
+    # The deadline is for a request's headers: once the connection is a WebSocket (an agent's
+    # link), the HTTP protocol object must not arm it again and close the link under it.
+    from websockets.sync.client import connect
+
+    with (
+        serving(base, header_timeout=0.3, max_connections=100) as port,
+        connect(f"ws://127.0.0.1:{port}/", open_timeout=10) as ws,
+    ):
+        until = time.monotonic() + 1.2  # four deadlines
+        n = 0
+        while time.monotonic() < until:
+            ws.send(f"beat {n}")
+            assert ws.recv(timeout=5) == f"beat {n}"
+            n += 1
+            time.sleep(0.05)  # a beat's interval, as an agent's heartbeats have

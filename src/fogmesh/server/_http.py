@@ -71,6 +71,7 @@ class _Guarded(_Base):
         super().__init__(*args, **kwargs)
         self._header_timer: asyncio.TimerHandle | None = None
         self._turned_away = False
+        self._upgraded = False  # the connection is a WebSocket's now: no more headers to time
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         writer = cast(asyncio.Transport, transport)  # uvloop's are not asyncio subclasses
@@ -90,7 +91,7 @@ class _Guarded(_Base):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._turned_away:
+        if self._turned_away or self._upgraded:
             return
         cycle = self.cycle
         super().data_received(data)
@@ -98,12 +99,14 @@ class _Guarded(_Base):
             self._disarm_header_timer()
         elif (
             self._header_timer is None
+            and not self._upgraded
             and (cycle is None or cycle.response_complete)
             and not self.transport.is_closing()
         ):
             self._arm_header_timer()  # the first bytes of the next request on this connection
 
     def handle_websocket_upgrade(self, *args: Any) -> None:
+        self._upgraded = True
         self._disarm_header_timer()  # the WebSocket protocol takes the connection over
         super().handle_websocket_upgrade(*args)
 

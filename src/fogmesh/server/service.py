@@ -132,6 +132,18 @@ class CoordinatorService:
     async def start(self) -> None:
         if self._started:
             return
+        try:
+            await self._start()
+        except BaseException:
+            # Whatever was opened before the failure is closed, so nothing (a store's file
+            # lock, a scheduler loop) outlives a start that did not happen.
+            await self._close_opened()
+            raise
+        self._started = True
+
+    async def _start(self) -> None:
+        self._store = self._coordinator = self._edge = None
+        self._admin_renewal = None
         data_dir = Path(self.config.data_dir)
         await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True, mode=0o700)
         self._keys = await asyncio.to_thread(CoordinatorKeys.load_or_create, data_dir)
@@ -169,7 +181,6 @@ class CoordinatorService:
         await self._edge.start()
         self.admin_ticket = self._ensure_admin_ticket(data_dir, saved_admin)
         self._admin_renewal = asyncio.create_task(self._renew_admin_ticket(data_dir))
-        self._started = True
 
     async def _renew_admin_ticket(self, data_dir: Path) -> None:
         """Keep ``admin.ticket`` valid while the coordinator runs longer than its 30 days."""
@@ -209,17 +220,20 @@ class CoordinatorService:
         if not self._started:
             return
         self._started = False
+        await self._close_opened()
+
+    async def _close_opened(self) -> None:
         if self._admin_renewal is not None:
             self._admin_renewal.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._admin_renewal
-        await self.hub.close_all()
-        if self._edge is not None:
-            await self._edge.close()
-        if self._coordinator is not None:
-            await self._coordinator.close()
-        if self._store is not None:
-            await self._store.close()
+        closers = [self.hub.close_all]
+        closers += [part.close for part in (self._edge, self._coordinator, self._store) if part]
+        for close in closers:  # each in turn: one failing must not leave the rest open
+            try:
+                await close()
+            except Exception:
+                log.exception("closing the coordinator service")
 
     def write_runtime(self, url: str, *, port: int | None = None) -> None:
         """Where this coordinator listens and the certificate it serves, for the CLI and tests

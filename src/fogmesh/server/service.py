@@ -19,6 +19,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import TYPE_CHECKING, Any
 
 from fogmesh.clock import Clock, WallClock
@@ -26,6 +27,7 @@ from fogmesh.errors import (
     ConfigError,
     FogmeshError,
     IllegalTransition,
+    InvalidRequest,
     NotFound,
     ReplayError,
     TicketError,
@@ -80,6 +82,7 @@ class CoordinatorService:
         self.artefacts: ArtefactStore | None = None  # results over 1 MiB, set by start()
         self._models: Any = None  # edge.models.ModelRegistry, opened on the first model fetch
         self.certificate: CoordinatorCertificate | None = None  # set by start() when HTTPS
+        self.listening_url: str | None = None  # set once the socket is bound (write_runtime)
         self._admin_renewal: asyncio.Task[None] | None = None
 
     @property
@@ -240,6 +243,7 @@ class CoordinatorService:
         (removed at shutdown): the URL it advertises and its bind address, which `fogmesh token
         create` checks URLs against. Written 0600: whoever could rewrite it could point the CLI,
         and its admin ticket, at another server."""
+        self.listening_url = url
         path = Path(self.config.data_dir) / RUNTIME_FILE
         info: dict[str, Any] = {"url": url, "pid": os.getpid(), "host": self.config.host}
         info["port"] = self.config.port if port is None else port
@@ -247,6 +251,22 @@ class CoordinatorService:
             info["fingerprint"] = self.certificate.fingerprint_text
             info["self_signed"] = self.certificate.self_signed
         write_private_file(path, json.dumps(info).encode("utf-8"))
+
+    def join_url(self) -> str:
+        """The URL a join token carries when its creator names none: ``--url``, else where
+        this coordinator listens (its real port, not 0). A coordinator on every interface
+        without ``--url`` cannot tell which of its addresses devices dial: InvalidRequest."""
+        if self.config.public_url:
+            return self.config.public_url
+        url = self.listening_url or self.config.url
+        host = urlsplit(url).hostname or ""
+        if host in ("0.0.0.0", "::", ""):
+            raise InvalidRequest(
+                "this coordinator listens on every interface: give the url devices dial "
+                "(e.g. https://192.168.1.20:8700), or start it with --url",
+                field="url",
+            )
+        return url
 
     def clear_runtime(self) -> None:
         (Path(self.config.data_dir) / RUNTIME_FILE).unlink(missing_ok=True)
@@ -333,8 +353,6 @@ class CoordinatorService:
 
 
 def _url_host(url: str | None) -> tuple[str, ...]:
-    from urllib.parse import urlsplit
-
     host = urlsplit(url).hostname if url else None
     return (host,) if host else ()
 

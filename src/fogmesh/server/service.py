@@ -19,8 +19,8 @@ import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from urllib.parse import urlsplit
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from fogmesh.clock import Clock, WallClock
 from fogmesh.errors import (

@@ -225,3 +225,16 @@ async def test_the_window_after_a_restart_counts_from_when_devices_can_connect(
         clock.advance(2.6)  # (liveness is judged every quarter heartbeat interval)
         await fog.schedule_once()
         assert (await fog.get_device("a")).status is DeviceStatus.LOST
+
+
+async def test_a_device_the_operator_removes_costs_its_tasks_no_attempt(
+    fog: FogCoordinator,
+) -> None:
+    # `fogmesh device rm`: the operator's decision, not the task's fault.
+    await fog.register_node(desktop("a"))
+    task_id = await submit(fog, max_attempts=1)
+    await fog.schedule_once()
+    assert fog.get_task_status(task_id)["device"] == "a"
+    await fog.remove_node("a")
+    task = await fog.get_task(task_id)
+    assert task.state.value == "pending" and _outcomes(task) == ["removed"]

@@ -332,7 +332,15 @@ async def test_requeue_fails_the_task_with_its_history_once_attempts_are_used(
 
 @pytest.mark.parametrize(
     "outcome",
-    ["preempted", "refused", "not_accepted", "disconnected", "offline", "coordinator_restart"],
+    [
+        "preempted",
+        "refused",
+        "not_accepted",
+        "disconnected",
+        "offline",
+        "coordinator_restart",
+        "removed",
+    ],
 )
 async def test_a_loss_or_refusal_that_is_not_the_tasks_fault_is_not_charged(
     store: Store, make_task: MakeTask, outcome: str

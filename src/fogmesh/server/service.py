@@ -20,12 +20,14 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from fogmesh.clock import Clock, WallClock
 from fogmesh.errors import (
     ConfigError,
     FogmeshError,
     IllegalTransition,
+    InvalidRequest,
     NotFound,
     ReplayError,
     TicketError,
@@ -80,6 +82,7 @@ class CoordinatorService:
         self.artefacts: ArtefactStore | None = None  # results over 1 MiB, set by start()
         self._models: Any = None  # edge.models.ModelRegistry, opened on the first model fetch
         self.certificate: CoordinatorCertificate | None = None  # set by start() when HTTPS
+        self.listening_url: str | None = None  # set once the socket is bound (write_runtime)
         self._admin_renewal: asyncio.Task[None] | None = None
 
     @property
@@ -132,6 +135,18 @@ class CoordinatorService:
     async def start(self) -> None:
         if self._started:
             return
+        try:
+            await self._start()
+        except BaseException:
+            # Whatever was opened before the failure is closed, so nothing (a store's file
+            # lock, a scheduler loop) outlives a start that did not happen.
+            await self._close_opened()
+            raise
+        self._started = True
+
+    async def _start(self) -> None:
+        self._store = self._coordinator = self._edge = None
+        self._admin_renewal = None
         data_dir = Path(self.config.data_dir)
         await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True, mode=0o700)
         self._keys = await asyncio.to_thread(CoordinatorKeys.load_or_create, data_dir)
@@ -169,7 +184,6 @@ class CoordinatorService:
         await self._edge.start()
         self.admin_ticket = self._ensure_admin_ticket(data_dir, saved_admin)
         self._admin_renewal = asyncio.create_task(self._renew_admin_ticket(data_dir))
-        self._started = True
 
     async def _renew_admin_ticket(self, data_dir: Path) -> None:
         """Keep ``admin.ticket`` valid while the coordinator runs longer than its 30 days."""
@@ -209,23 +223,27 @@ class CoordinatorService:
         if not self._started:
             return
         self._started = False
+        await self._close_opened()
+
+    async def _close_opened(self) -> None:
         if self._admin_renewal is not None:
             self._admin_renewal.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._admin_renewal
-        await self.hub.close_all()
-        if self._edge is not None:
-            await self._edge.close()
-        if self._coordinator is not None:
-            await self._coordinator.close()
-        if self._store is not None:
-            await self._store.close()
+        closers = [self.hub.close_all]
+        closers += [part.close for part in (self._edge, self._coordinator, self._store) if part]
+        for close in closers:  # each in turn: one failing must not leave the rest open
+            try:
+                await close()
+            except Exception:
+                log.exception("closing the coordinator service")
 
     def write_runtime(self, url: str, *, port: int | None = None) -> None:
         """Where this coordinator listens and the certificate it serves, for the CLI and tests
         (removed at shutdown): the URL it advertises and its bind address, which `fogmesh token
         create` checks URLs against. Written 0600: whoever could rewrite it could point the CLI,
         and its admin ticket, at another server."""
+        self.listening_url = url
         path = Path(self.config.data_dir) / RUNTIME_FILE
         info: dict[str, Any] = {"url": url, "pid": os.getpid(), "host": self.config.host}
         info["port"] = self.config.port if port is None else port
@@ -233,6 +251,22 @@ class CoordinatorService:
             info["fingerprint"] = self.certificate.fingerprint_text
             info["self_signed"] = self.certificate.self_signed
         write_private_file(path, json.dumps(info).encode("utf-8"))
+
+    def join_url(self) -> str:
+        """The URL a join token carries when its creator names none: ``--url``, else where
+        this coordinator listens (its real port, not 0). A coordinator on every interface
+        without ``--url`` cannot tell which of its addresses devices dial: InvalidRequest."""
+        if self.config.public_url:
+            return self.config.public_url
+        url = self.listening_url or self.config.url
+        host = urlsplit(url).hostname or ""
+        if host in ("0.0.0.0", "::", ""):
+            raise InvalidRequest(
+                "this coordinator listens on every interface: give the url devices dial "
+                "(e.g. https://192.168.1.20:8700), or start it with --url",
+                field="url",
+            )
+        return url
 
     def clear_runtime(self) -> None:
         (Path(self.config.data_dir) / RUNTIME_FILE).unlink(missing_ok=True)
@@ -319,8 +353,6 @@ class CoordinatorService:
 
 
 def _url_host(url: str | None) -> tuple[str, ...]:
-    from urllib.parse import urlsplit
-
     host = urlsplit(url).hostname if url else None
     return (host,) if host else ()
 

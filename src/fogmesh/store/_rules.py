@@ -35,8 +35,10 @@ MAX_RESULT_BYTES: Final = MAX_PAYLOAD_BYTES  # bigger outputs travel as artefact
 LEASED: Final = frozenset({TaskState.SCHEDULED, TaskState.RUNNING})
 # The task did nothing wrong: preempted; refused by a device (its policy said "not now", or it
 # does not take the payload), which moves the task on; or lost with its link or the
-# coordinator's downtime.
-NOT_CHARGED: Final = frozenset({"preempted", "refused", "not_accepted"}) | UNCHARGED_LOSSES
+# coordinator's downtime; or its device was removed by the operator.
+NOT_CHARGED: Final = (
+    frozenset({"preempted", "refused", "not_accepted", "removed"}) | UNCHARGED_LOSSES
+)
 
 
 def sources(target: TaskState) -> frozenset[TaskState]:

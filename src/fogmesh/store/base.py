@@ -205,7 +205,8 @@ class Store(Protocol):
         """End lease ``attempt`` (outcome e.g. lost/timeout/refused/preempted) and return the task
         to PENDING; FAILED (code ``max_attempts``) once ``max_attempts`` charged attempts are
         used. A ``preempted``, ``refused``, ``not_accepted``, ``disconnected``, ``offline`` or
-        ``coordinator_restart`` attempt (``NOT_CHARGED``: not the task's fault) is not charged."""
+        ``coordinator_restart`` or ``removed`` attempt (``NOT_CHARGED``: not the task's fault) is
+        not charged."""
         ...
 
     async def cancel(self, task_id: str, now: float, reason: str = "cancelled") -> Task:

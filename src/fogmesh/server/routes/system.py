@@ -121,10 +121,14 @@ class TokenIn(BaseModel):
 async def create_token(
     request: Request, _: AdminTicket, body: TokenIn | None = None
 ) -> dict[str, Any]:
-    """A one-use join token for a new device (``fogmesh agent --join TOKEN``)."""
+    """A one-use join token for a new device (``fogmesh agent --join TOKEN``).
+
+    Without ``url`` the token carries the coordinator's ``--url``, else the address and port it
+    listens on; a coordinator listening on every interface (0.0.0.0) without ``--url`` cannot
+    tell which address devices dial, and answers 422 naming ``url``."""
     service = request.app.state.service
     spec = body or TokenIn()
-    url = spec.url or service.config.url
+    url = spec.url or service.join_url()
     join, ticket = create_join_token(
         service.keys,
         url=url,

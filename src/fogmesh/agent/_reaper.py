@@ -22,7 +22,7 @@ import time
 from collections.abc import Collection
 from typing import Any, Final
 
-__all__ = ["children", "has_children", "kill_descendants", "reap_children", "set_subreaper"]
+__all__ = ["LIBC", "children", "has_children", "kill_descendants", "reap_children", "set_subreaper"]
 
 _PR_SET_CHILD_SUBREAPER: Final = 36
 # A SIGKILLed process cannot complete a fork, so a few rounds empty any tree; the bound is for a
@@ -39,14 +39,15 @@ def _libc() -> Any:
         return None
 
 
-_LIBC = _libc()
+# libc for prctl (None off Linux); _taskproc uses it too.
+LIBC = _libc()
 
 
 def set_subreaper() -> bool:
     """Make this process the subreaper of its descendants; False where the kernel cannot."""
-    if _LIBC is None:
+    if LIBC is None:
         return False
-    return bool(_LIBC.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    return bool(LIBC.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
 
 
 def _stat(pid: int) -> tuple[str, int] | None:

@@ -6,7 +6,6 @@ See ``_worker`` for why task processes exist and when one is kept for the next t
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import importlib
 import inspect
 import os
@@ -22,25 +21,13 @@ from typing import Any, Final, NoReturn
 import msgspec
 
 from fogmesh.agent._ipc import Done, FrameBuffer, Run, decode_to_worker, write_frame
-from fogmesh.agent._reaper import has_children, reap_children, set_subreaper
+from fogmesh.agent._reaper import LIBC, has_children, reap_children, set_subreaper
 from fogmesh.errors import FogmeshError
 
 __all__ = ["child_entry", "command_main", "fail", "resident_main"]
 
 _PR_SET_PDEATHSIG: Final = 1
 _READ: Final = 1 << 16
-
-
-def _libc() -> Any:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-
-
-_LIBC = _libc()
 
 
 def fail(msg: Run, status: str, code: str, reason: str) -> Done:
@@ -67,8 +54,8 @@ def _detach(worker_fds: tuple[int, int]) -> bool:
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if LIBC is not None:
+        LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != parent:  # the worker died before prctl took effect
             return False
     return True

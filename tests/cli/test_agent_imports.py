@@ -13,11 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from fogmesh.agent.link import _proxy_option
 from fogmesh.security.tokens import JoinToken
 
 # Loaded on first use only: settings without pydantic, ticket signing (pyseto) on the
 # coordinator, the emulated presets for --emulate/--profile, sealed storage; nothing of the
-# command line (typer, its click, Rich) once the agent runs.
+# command line (typer, its click, Rich) once the agent runs; and what websockets imports at its
+# top but an idle agent never uses (importlib.metadata with email and zipfile; urllib.request
+# with http.client when no proxy is configured).
 NOT_IN_THE_AGENT = (
     "typer",
     "click",
@@ -30,6 +33,10 @@ NOT_IN_THE_AGENT = (
     "httpx",
     "sqlalchemy",
     "numpy",
+    "email",
+    "zipfile",
+    "http.client",
+    "tempfile",
     "fogmesh.devices.emulated",
     "fogmesh.security.tickets",
     "fogmesh.security.sealed",
@@ -51,6 +58,7 @@ _PROBE = textwrap.dedent(
             "pid": os.getpid(),
             "unwanted": [n for n in {NOT_IN_THE_AGENT!r} if n in sys.modules],
             "daemon": "fogmesh.agent.daemon" in sys.modules,
+            "metadata_deferred": type(sys.modules["importlib.metadata"]).__name__,
             "cmdline": open("/proc/self/cmdline", "rb").read().decode(errors="replace"),
         }}), flush=True)
         raise SystemExit(0)
@@ -86,6 +94,7 @@ def test_the_agent_runs_in_the_same_process_without_the_command_lines_stack(
     seen = json.loads(out.stdout.strip().splitlines()[-1])
     assert seen["unwanted"] == []
     assert seen["daemon"] is True  # the agent's own stack was loaded
+    assert seen["metadata_deferred"] == "_Deferred"
     assert "fogmesh.agent.service" in seen["cmdline"]
     assert _TOKEN not in seen["cmdline"]  # the secret travelled in a file descriptor
 
@@ -121,3 +130,47 @@ def test_started_by_hand_the_service_says_how_to_start_it() -> None:
     )
     assert out.returncode == 1
     assert "run 'fogmesh agent --help'" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, None),
+        ({"no_proxy": "localhost"}, None),  # no proxy to bypass
+        ({"HTTPS_PROXY": ""}, None),  # empty is unset, for urllib too
+        ({"HTTPS_PROXY": "http://proxy:3128"}, True),
+        ({"all_proxy": "socks5h://proxy:1080"}, True),
+    ],
+)
+def test_a_proxy_is_looked_for_only_where_the_environment_can_name_one(
+    environ: dict[str, str], expected: bool | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import urllib.request
+
+    for name in list(os.environ):
+        if name.lower().endswith("_proxy"):
+            monkeypatch.delenv(name)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    if sys.platform == "darwin" or os.name == "nt":
+        assert _proxy_option() is True  # the system's settings may name one
+        return
+    assert _proxy_option() is expected
+    # None only where websockets would have found none (it reads urllib.request's answer).
+    if expected is None:
+        assert not {"ws", "wss", "socks", "https", "http"} & set(urllib.request.getproxies())
+
+
+def test_a_deferred_module_runs_on_first_use_only() -> None:
+    code = (
+        "import sys\n"
+        "from fogmesh._lazy import defer_imports\n"
+        "defer_imports('calendar')\n"
+        "import calendar\n"
+        "print(type(sys.modules['calendar']).__name__, 'datetime' in sys.modules)\n"
+        "print(calendar.isleap(2024), type(sys.modules['calendar']).__name__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.split() == ["_Deferred", "False", "True", "module"]

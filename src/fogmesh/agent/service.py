@@ -161,6 +161,14 @@ def run_agent(launch: AgentLaunch) -> None:
     """Run the agent ``launch`` describes until SIGINT/SIGTERM."""
     from pathlib import Path
 
+    from fogmesh._lazy import defer_imports
+
+    # websockets imports these at its top; an idle agent never uses them (docs/performance.md):
+    # importlib.metadata only for a development version's number, urllib.request only to find
+    # a proxy, which fogmesh.agent.link does without it where the environment is the only
+    # source. Both are first used, if ever, on the event loop's thread.
+    defer_imports("importlib.metadata", "urllib.request")
+
     from fogmesh._eventloop import run_service
     from fogmesh._version import __version__
     from fogmesh.agent.daemon import AgentConfig, AgentDaemon

@@ -37,6 +37,7 @@ NOT_IN_THE_AGENT = (
     "zipfile",
     "http.client",
     "tempfile",
+    "ctypes",
     "fogmesh.devices.emulated",
     "fogmesh.security.tickets",
     "fogmesh.security.sealed",

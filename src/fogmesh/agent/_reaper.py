@@ -14,7 +14,7 @@ tree some other way.
 from __future__ import annotations
 
 import contextlib
-import ctypes
+import functools
 import os
 import signal
 import sys
@@ -30,23 +30,27 @@ _PR_SET_CHILD_SUBREAPER: Final = 36
 _GIVE_UP_S: Final = 2.0
 
 
+@functools.cache
 def _libc() -> Any:
+    # Loaded by the processes that become subreapers (workers, task processes), not by the
+    # agent, which imports this module only to end a worker's tree: ctypes is 0.4 MB of an
+    # idle agent.
     if not sys.platform.startswith("linux"):
         return None
+    import ctypes
+
     try:
         return ctypes.CDLL(None, use_errno=True)
     except OSError:
         return None
 
 
-_LIBC = _libc()
-
-
 def set_subreaper() -> bool:
     """Make this process the subreaper of its descendants; False where the kernel cannot."""
-    if _LIBC is None:
+    libc = _libc()
+    if libc is None:
         return False
-    return bool(_LIBC.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
 
 
 def _stat(pid: int) -> tuple[str, int] | None:

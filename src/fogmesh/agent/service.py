@@ -3,7 +3,7 @@
 ``fogmesh agent`` parses and checks its options with the command line's stack (typer, click),
 then replaces itself (``os.execv``, same pid) with ``python -m fogmesh.agent.service``, which
 imports only the daemon's stack. The command line's modules, and the heap they fragmented, are
-not carried through the agent's life: 1.5–2 MB of an idle agent's 43 (docs/performance.md).
+not carried through the agent's life: 2 MB of an idle agent's 44 (docs/performance.md).
 
 The checked options travel as an ``AgentLaunch`` in an unlinked 0600 temporary file whose
 descriptor the new process inherits: the join token is a secret, so it is never on a command

@@ -61,6 +61,7 @@ _PROBE = textwrap.dedent(
             "daemon": "fogmesh.agent.daemon" in sys.modules,
             "metadata_deferred": type(sys.modules["importlib.metadata"]).__name__,
             "cmdline": open("/proc/self/cmdline", "rb").read().decode(errors="replace"),
+            "cwd_on_path": any(p in ("", os.getcwd()) for p in sys.path),
         }}), flush=True)
         raise SystemExit(0)
 
@@ -98,6 +99,7 @@ def test_the_agent_runs_in_the_same_process_without_the_command_lines_stack(
     assert seen["metadata_deferred"] == "_Deferred"
     assert "fogmesh.agent.service" in seen["cmdline"]
     assert _TOKEN not in seen["cmdline"]  # the secret travelled in a file descriptor
+    assert seen["cwd_on_path"] is False  # no file where it was started can stand in for a module
 
 
 def test_the_agent_keeps_its_pid_across_the_switch(tmp_path: Path) -> None:
@@ -175,3 +177,32 @@ def test_a_deferred_module_runs_on_first_use_only() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.split() == ["_Deferred", "False", "True", "module"]
+
+
+def test_where_the_process_cannot_be_replaced_the_agent_runs_in_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import logging
+
+    from fogmesh.cli.app import main
+
+    def refused(path: str, argv: list[str]) -> None:
+        raise PermissionError(13, "exec refused", path)
+
+    (tmp_path / "fogmesh_probe.py").write_text(_PROBE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(os, "execv", refused)
+    argv = ["fogmesh", "agent", "--data-dir", str(tmp_path / "device"), "--join", _TOKEN,
+            "--runner", "fogmesh_probe:report"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        with pytest.raises(SystemExit) as ended:
+            main()
+    finally:
+        root.handlers[:] = handlers  # the agent configured logging in this process
+        root.setLevel(level)
+    assert ended.value.code == 0
+    seen = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert seen["pid"] == os.getpid() and seen["daemon"] is True

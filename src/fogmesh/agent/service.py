@@ -13,13 +13,14 @@ line (the new process's, shown by ``ps``, holds only the descriptor's number).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from fogmesh.errors import ConfigError, FogmeshError
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from fogmesh.agent.daemon import AgentConfig, AgentDaemon, Runner
     from fogmesh.devices.sensors import SensorSource
 
-__all__ = ["AgentLaunch", "exec_agent", "load_runner_factory", "main", "run_agent"]
+__all__ = ["AgentLaunch", "load_runner_factory", "main", "run_agent", "start_agent"]
 
 _FD_OPTION = "--launch-fd"
 
@@ -65,8 +66,17 @@ class AgentLaunch:
         return cls(**json.loads(text))
 
 
-def exec_agent(launch: AgentLaunch) -> NoReturn:
-    """Become ``python -m fogmesh.agent.service`` running ``launch`` (same pid, same stdio)."""
+def start_agent(launch: AgentLaunch) -> None:
+    """Become ``python -m fogmesh.agent.service`` running ``launch`` (same pid, same stdio);
+    where that cannot be done (no interpreter path, Windows, no temporary file), run it here."""
+    if sys.executable and os.name == "posix":
+        # An OSError replaced nothing: the agent runs in this process, only larger.
+        with contextlib.suppress(OSError):
+            _exec_agent(launch)
+    run_agent(launch)
+
+
+def _exec_agent(launch: AgentLaunch) -> None:
     import tempfile
 
     with tempfile.TemporaryFile() as carrier:  # 0600, and unlinked before anything is written
@@ -78,15 +88,32 @@ def exec_agent(launch: AgentLaunch) -> NoReturn:
             stream.flush()
         argv = [
             sys.executable,
-            # the interpreter's own options (-X, -W, -u …), as multiprocessing passes them on
+            # the interpreter's own options (-X, -W, -u, -P …), as multiprocessing passes them on
             *subprocess._args_from_interpreter_flags(),  # type: ignore[attr-defined]
+            *_safe_path(),
             "-m",
             "fogmesh.agent.service",
             _FD_OPTION,
             str(carrier.fileno()),
         ]
         os.execv(sys.executable, argv)
-    raise AssertionError("unreachable: execv returns only by raising")  # pragma: no cover
+
+
+def _safe_path() -> list[str]:
+    """``-P`` unless already given: ``-m`` would put the working directory first on
+    ``sys.path``, where any file could stand in for a module the agent imports. Kept only when
+    this fogmesh was itself found there (a source tree run from its root)."""
+    if sys.flags.safe_path:
+        return []
+    from pathlib import Path
+
+    import fogmesh
+
+    try:
+        found_in_cwd = Path(fogmesh.__file__).resolve().parents[1] == Path.cwd().resolve()
+    except OSError:  # the working directory is gone
+        found_in_cwd = False
+    return [] if found_in_cwd else ["-P"]
 
 
 def _read_launch(argv: Sequence[str]) -> AgentLaunch:
@@ -94,8 +121,11 @@ def _read_launch(argv: Sequence[str]) -> AgentLaunch:
         raise ConfigError(
             "started by 'fogmesh agent', not by hand: run 'fogmesh agent --help'", field="argv"
         )
-    with os.fdopen(int(argv[1]), "rb") as carrier:
-        return AgentLaunch.from_json(carrier.read().decode("utf-8"))
+    try:
+        with os.fdopen(int(argv[1]), "rb") as carrier:
+            return AgentLaunch.from_json(carrier.read().decode("utf-8"))
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(f"cannot read the agent's options: {exc}", field=_FD_OPTION) from None
 
 
 def load_runner_factory(spec: str) -> Any:

@@ -121,7 +121,7 @@ def agent(
     # The agent's stack (Noise, WebSocket, psutil) is the `agent` extra: imported here, not at
     # module level, so `fogmesh agent --help` works on the base install.
     from fogmesh.agent.link import AgentCredentials
-    from fogmesh.agent.service import AgentLaunch, exec_agent, load_runner_factory
+    from fogmesh.agent.service import AgentLaunch, load_runner_factory, start_agent
 
     launch = AgentLaunch(
         home=str(home),
@@ -161,4 +161,4 @@ def agent(
         AgentCredentials.from_join_token(home, join)
     else:
         AgentCredentials.load(home)
-    exec_agent(launch)  # the agent itself runs without the command line's stack (its module doc)
+    start_agent(launch)  # the agent itself runs without the command line's stack (its module doc)

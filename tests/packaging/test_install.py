@@ -30,10 +30,11 @@ from fogmesh.client import FogClient
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-# The agent process alone (not its warm workers), after idling; measured 42.9 MB here with
-# only the agent extra (51.5 MB before typer was kept below 0.29, 74.5 MB when the CLI
-# imported every command). See docs/performance.md.
-AGENT_IDLE_RSS_MB = 46.0
+# The agent process alone (not its warm workers), after idling; measured 39.3 MB here with
+# only the agent extra (43.5 MB before the agent ran without the command line's stack,
+# websockets' unused imports and ctypes; 51.5 MB before typer was kept below 0.29, 74.5 MB
+# when the CLI imported every command). See docs/performance.md.
+AGENT_IDLE_RSS_MB = 40.0
 
 
 def _pip(*args: str) -> subprocess.CompletedProcess[str]:

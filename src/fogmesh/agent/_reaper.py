@@ -14,7 +14,7 @@ tree some other way.
 from __future__ import annotations
 
 import contextlib
-import ctypes
+import functools
 import os
 import signal
 import sys
@@ -22,7 +22,14 @@ import time
 from collections.abc import Collection
 from typing import Any, Final
 
-__all__ = ["LIBC", "children", "has_children", "kill_descendants", "reap_children", "set_subreaper"]
+__all__ = [
+    "children",
+    "has_children",
+    "kill_descendants",
+    "load_libc",
+    "reap_children",
+    "set_subreaper",
+]
 
 _PR_SET_CHILD_SUBREAPER: Final = 36
 # A SIGKILLed process cannot complete a fork, so a few rounds empty any tree; the bound is for a
@@ -30,24 +37,28 @@ _PR_SET_CHILD_SUBREAPER: Final = 36
 _GIVE_UP_S: Final = 2.0
 
 
-def _libc() -> Any:
+@functools.cache
+def load_libc() -> Any:
+    """libc for prctl (None off Linux), loaded on first use."""
+    # Loaded by the processes that become subreapers (workers, task processes), not by the
+    # agent, which imports this module only to end a worker's tree: ctypes is 0.4 MB of an
+    # idle agent.
     if not sys.platform.startswith("linux"):
         return None
+    import ctypes
+
     try:
         return ctypes.CDLL(None, use_errno=True)
     except OSError:
         return None
 
 
-# libc for prctl (None off Linux); _taskproc uses it too.
-LIBC = _libc()
-
-
 def set_subreaper() -> bool:
     """Make this process the subreaper of its descendants; False where the kernel cannot."""
-    if LIBC is None:
+    libc = load_libc()
+    if libc is None:
         return False
-    return bool(LIBC.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
 
 
 def _stat(pid: int) -> tuple[str, int] | None:

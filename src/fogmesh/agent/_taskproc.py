@@ -21,7 +21,7 @@ from typing import Any, Final, NoReturn
 import msgspec
 
 from fogmesh.agent._ipc import Done, FrameBuffer, Run, decode_to_worker, write_frame
-from fogmesh.agent._reaper import LIBC, has_children, reap_children, set_subreaper
+from fogmesh.agent._reaper import has_children, load_libc, reap_children, set_subreaper
 from fogmesh.errors import FogmeshError
 
 __all__ = ["child_entry", "command_main", "fail", "resident_main"]
@@ -54,8 +54,9 @@ def _detach(worker_fds: tuple[int, int]) -> bool:
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    if LIBC is not None:
-        LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    libc = load_libc()
+    if libc is not None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != parent:  # the worker died before prctl took effect
             return False
     return True

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -42,6 +43,21 @@ _TICKET: Final = "agent.ticket"
 _MAX_FRAME: Final = 1 << 17
 # Close codes after which retrying cannot help: the coordinator refused who we are.
 FATAL_CLOSE_CODES: Final = frozenset({4400, 4401, 4403})
+
+
+def _proxy_option() -> Literal[True] | None:
+    """websockets' ``proxy``: ``True`` (find the proxy as urllib.request's ``getproxies`` and
+    ``proxy_bypass`` do), or ``None`` where that is known to find none. Outside macOS and
+    Windows those read the environment's ``*_proxy`` variables alone, so with none set there is
+    no proxy, and saying so keeps urllib.request and http.client out of the agent (1.9 MB of its
+    idle memory)."""
+    if sys.platform == "darwin" or os.name == "nt":
+        return True
+    named = any(
+        value and name.lower().endswith("_proxy") and name.lower() != "no_proxy"
+        for name, value in os.environ.items()
+    )
+    return True if named else None
 
 
 class LinkRefused(HandshakeError):
@@ -208,6 +224,7 @@ async def open_link(creds: AgentCredentials, *, open_timeout: float = 10.0) -> L
             ping_timeout=20,
             # Noise ciphertext does not compress; deflate would only burn CPU on both ends.
             compression=None,
+            proxy=_proxy_option(),
         )
     except InvalidURI as exc:
         raise ConfigError(f"coordinator URL {url!r} is not valid") from exc

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import importlib
-import signal
 import socket
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
-from fogmesh._eventloop import run_service
 from fogmesh._logopts import LogFormatOption, LogLevelOption
-from fogmesh._version import __version__
 from fogmesh.config import load_settings
 from fogmesh.errors import ConfigError
-from fogmesh.logs import configure_logging
-
-if TYPE_CHECKING:
-    from fogmesh.agent.daemon import AgentConfig, AgentDaemon, Runner
-    from fogmesh.devices.sensors import SensorSource
+from fogmesh.logs import resolve_log_settings
 
 __all__ = ["agent"]
 
@@ -43,48 +33,6 @@ def _named(labels: dict[str, str], name: str | None) -> dict[str, str]:
     if not chosen or len(chosen) > 64 or not chosen.isprintable():
         raise ConfigError("must be 1 to 64 printable characters", field="--name")
     return {**labels, "name": chosen}
-
-
-def _runner(
-    spec: str | None,
-    allow_commands: bool,
-    workers: int,
-    data_dir: Path,
-    allow_modules: Sequence[str] = (),
-) -> Runner:
-    if spec:
-        # For tests and embedders: "module:factory" returning an object with the runner interface.
-        module, _, name = spec.partition(":")
-        try:
-            factory: Any = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"cannot load runner {spec!r}: {exc}", field="--runner") from exc
-        runner: Runner = factory()
-        return runner
-    from fogmesh.agent.daemon import model_resolver
-    from fogmesh.agent.runner import RunnerConfig, TaskRunner
-
-    base = RunnerConfig().allowed_modules
-    return TaskRunner(
-        RunnerConfig(
-            allowed_modules=(*base, *(m for m in allow_modules if m not in base)),
-            allow_commands=allow_commands,
-            workers=workers,
-            model_resolver=model_resolver(data_dir),  # models fetched over the link land here
-        )
-    )
-
-
-async def _serve(daemon: AgentDaemon) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await daemon.run(stop)
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
 
 
 def agent(
@@ -163,58 +111,54 @@ def agent(
         raise ConfigError("must be > 0 seconds", field="--heartbeat")
     if not backoff_max > 0:
         raise ConfigError("must be > 0 seconds", field="--backoff-max")
-    # The agent's stack (Noise, WebSocket, psutil) is the `agent` extra: imported here, not at
-    # module level, so `fogmesh agent --help` works on the base install.
-    from fogmesh.agent.daemon import AgentConfig, AgentDaemon
-    from fogmesh.devices.sensors import sensor_source_from_env
-
-    configure_logging(log_level, log_format)
-    settings = load_settings(home=data_dir)
-    config = AgentConfig(
-        data_dir=settings.home,
-        join_token=join,
-        heartbeat=heartbeat,
-        labels=_named(_labels(label), name),
-        backoff_max=backoff_max,
-        stop_grace=max(0.0, stop_grace),
-        agent_version=__version__,
-    )
+    level, fmt = resolve_log_settings(log_level, log_format)
+    home = load_settings(home=data_dir).home
+    labels = _named(_labels(label), name)
     modules = list(allow_module or ())
     for module in modules:
         if not all(part.isidentifier() for part in module.split(".")):
             raise ConfigError(f"{module!r} is not a dotted module name", field="--allow-module")
-    task_runner = _runner(runner, allow_commands, workers, settings.home, modules)
-    sensors: SensorSource
+    # The agent's stack (Noise, WebSocket, psutil) is the `agent` extra: imported here, not at
+    # module level, so `fogmesh agent --help` works on the base install.
+    from fogmesh.agent.link import AgentCredentials
+    from fogmesh.agent.service import AgentLaunch, load_runner_factory, start_agent
+
+    launch = AgentLaunch(
+        home=str(home),
+        join=join,
+        heartbeat=heartbeat,
+        labels=labels,
+        backoff_max=backoff_max,
+        stop_grace=max(0.0, stop_grace),
+        allow_commands=allow_commands,
+        allow_modules=modules,
+        workers=workers,
+        runner=runner,
+        profile=profile,
+        log_level=level,
+        log_format=fmt,
+        emulate=emulate,
+        battery=battery,
+        charging=charging,
+        ambient=ambient,
+    )
+    if runner:
+        load_runner_factory(runner)
     if emulate is not None:
-        sensors, task_runner = _emulated(
-            emulate, profile, battery, charging, ambient, config, task_runner
+        from fogmesh.agent.emulated_power import emulated_device
+
+        emulated_device(
+            emulate, profile=profile, battery=battery, charging=charging, ambient_c=ambient
         )
     elif battery is not None or charging or ambient is not None:
         raise ConfigError("--battery, --charging and --ambient need --emulate", field="--emulate")
     else:
-        sensors = sensor_source_from_env(profile)
-    daemon = AgentDaemon(config, task_runner, sensors=sensors)
-    run_service(_serve(daemon), fast_loop=False)  # see fogmesh._eventloop
+        from fogmesh.devices.sensors import sensor_source_from_env
 
-
-def _emulated(
-    kind: str,
-    profile: str | None,
-    battery: float | None,
-    charging: bool,
-    ambient: float | None,
-    config: AgentConfig,
-    task_runner: Runner,
-) -> tuple[SensorSource, Runner]:
-    """An emulated device whose power model is fed the CPU time the real runner measures."""
-    from fogmesh.agent.emulated_power import MeteredRunner, emulated_device
-
-    sensors = emulated_device(
-        kind,
-        profile=profile,
-        battery=battery,
-        charging=charging,
-        ambient_c=ambient,
-        energy_file=config.data_dir / "energy.json",
-    )
-    return sensors, MeteredRunner(task_runner, sensors)
+        sensor_source_from_env(profile)  # a preset or profile file that cannot be read
+    # A token that cannot be read, or a device that never enrolled, is told here, at once.
+    if join:
+        AgentCredentials.from_join_token(home, join)
+    else:
+        AgentCredentials.load(home)
+    start_agent(launch)  # the agent itself runs without the command line's stack (its module doc)

@@ -117,6 +117,11 @@ def configure_logging(
         library.handlers.clear()
         library.propagate = True
         library.setLevel(logging.NOTSET)
+    # Alembic announces each of its autogenerate plugins at info when it is imported: noise at
+    # every start, about code the coordinator never runs. Its migrations still log at info.
+    logging.getLogger("alembic.runtime.plugins").setLevel(
+        max(logging.getLevelName(chosen_level.upper()), logging.WARNING)
+    )
     return chosen_level, chosen_fmt
 
 

@@ -509,3 +509,11 @@ def test_evaluate_is_deterministic_and_json_able() -> None:
         "memory": "low",
         "latency_high": False,
     }
+
+
+def test_readings_in_reasons_are_rounded_for_people() -> None:
+    # An emulated device's 52.5912 °C and 37.84213 % are shown as 52.6 °C and 37.8 %.
+    opt = evaluate(phone(battery_percent=37.84213, cpu_temp_c=52.5912), P)
+    texts = " ".join(r.text for r in opt.reasons)
+    assert "CPU 52.6 °C" in texts and "battery 37.8%" in texts
+    assert "52.5912" not in texts and "37.84213" not in texts

@@ -154,7 +154,7 @@ def evaluate(
                 band, held = kept, 1
         if band:
             code, rest = texts.battery[band][charging][held]
-            reasons.append(_reason((code, f"battery {pct:g}{rest}")))
+            reasons.append(_reason((code, f"battery {round(pct, 1):g}{rest}")))
     effective = band - 1 if charging and band else band
 
     # Thermal: the platform's own status and the °C reading are two readings of one danger;
@@ -180,7 +180,7 @@ def evaluate(
                 cband, held = kept, 1
         if cband:
             code, rest = texts.thermal[cband][held]
-            reasons.append(_reason((code, f"CPU {temp:g}{rest}")))
+            reasons.append(_reason((code, f"CPU {round(temp, 1):g}{rest}")))
         if cband > tband:
             tband = cband
 

@@ -65,6 +65,7 @@ __all__ = [
     "find_coordinator",
     "find_fingerprint",
     "find_ticket",
+    "read_runtime",
 ]
 
 TERMINAL_STATES: Final = frozenset({"completed", "failed", "cancelled"})
@@ -454,7 +455,7 @@ def find_coordinator(url: str | None = None, data_dir: Path | None = None) -> st
     if settings.coordinator:
         return settings.coordinator
     runtime = settings.home / RUNTIME_FILE
-    info = _runtime_info(runtime)
+    info = read_runtime(runtime)
     if info is None:
         raise TransportError(
             f"no coordinator found: no {runtime} (pass --url or set FOGMESH_COORDINATOR, "
@@ -466,7 +467,7 @@ def find_coordinator(url: str | None = None, data_dir: Path | None = None) -> st
     return found
 
 
-def _runtime_info(runtime: Path) -> dict[str, Any] | None:
+def read_runtime(runtime: Path) -> dict[str, Any] | None:
     """The running coordinator's ``coordinator.json``, None if there is none. It names the
     server the CLI sends its admin ticket to, so it is held to the owner-only rule."""
     try:
@@ -497,7 +498,7 @@ def find_fingerprint(
         return None
     runtime = load_settings(home=data_dir).home / RUNTIME_FILE
     try:
-        info = _runtime_info(runtime)
+        info = read_runtime(runtime)
     except (ConfigError, KeyFileError):
         return None  # find_coordinator reports a damaged file when it is the one to use
     if info is None or str(info.get("url", "")).rstrip("/") != url.rstrip("/"):

@@ -27,11 +27,10 @@ from fogmesh.cli.tasks import (
     client_for,
     console,
 )
-from fogmesh.client import RUNTIME_FILE
+from fogmesh.client import RUNTIME_FILE, read_runtime
 from fogmesh.clock import WallClock
 from fogmesh.config import load_settings
 from fogmesh.errors import ConfigError, KeyFileError
-from fogmesh.security.keyfile import read_private_file
 from fogmesh.security.keys import CoordinatorKeys
 from fogmesh.security.tickets import SCOPES
 from fogmesh.security.token_journal import record_issued
@@ -79,12 +78,13 @@ def parse_duration(text: str) -> float:
 
 
 def _running_coordinator(home: Path) -> dict[str, Any]:
-    """The ``coordinator.json`` of the coordinator running on this data directory, if any."""
+    """The ``coordinator.json`` of the coordinator running on this data directory ({} if none),
+    read once for the URL check and the pin, under the owner-only rule (``read_runtime``)."""
+    path = home / RUNTIME_FILE
     try:
-        found = json.loads((home / RUNTIME_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return found if isinstance(found, dict) else {}
+        return read_runtime(path) or {}
+    except KeyFileError as exc:
+        raise ConfigError(f"cannot read {path}: {exc}", field="--data-dir") from exc
 
 
 def _scopes(values: list[str] | None) -> list[str]:
@@ -100,24 +100,16 @@ def _scopes(values: list[str] | None) -> list[str]:
     return extra
 
 
-def _pin(home: Path, target: str, given: str | None) -> bytes | None:
+def _pin(home: Path, target: str, given: str | None, served: dict[str, Any]) -> bytes | None:
     """The certificate fingerprint the token carries: ``given``, else the one the coordinator
-    running on ``home`` serves (its ``coordinator.json``), else the data directory's
+    running on ``home`` serves (``served``: its ``coordinator.json``), else the data directory's
     self-signed certificate. A certificate the operator gave is CA-verified: no pin."""
     from fogmesh.security.selfsigned import saved_fingerprint
     from fogmesh.security.tls import format_fingerprint, parse_fingerprint
 
     if given:
         return parse_fingerprint(given)
-    served: dict[str, object] = {}
-    runtime = home / "coordinator.json"
-    try:
-        loaded = json.loads(read_private_file(runtime, what="coordinator runtime file"))
-        served = loaded if isinstance(loaded, dict) else {}
-    except FileNotFoundError:
-        pass
-    except (KeyFileError, ValueError) as exc:
-        raise ConfigError(f"cannot read {runtime}: {exc}", field="--data-dir") from exc
+    runtime = home / RUNTIME_FILE
     https = urlsplit(target).scheme in ("https", "wss")
     if "fingerprint" in served and not https:
         raise ConfigError(
@@ -193,7 +185,7 @@ def create(
     unreachable = reach_warning(target, runtime)
     if unreachable is not None:
         err_console.print(f"[yellow]warning[/]: {unreachable}", highlight=False, soft_wrap=True)
-    pin = _pin(settings.home, target, fingerprint)
+    pin = _pin(settings.home, target, fingerprint, runtime)
     keys = CoordinatorKeys.load_or_create(settings.home)
     join, ticket = create_join_token(
         keys, url=target, ttl=lifetime, clock=WallClock(), extra_scopes=extra, tls_fingerprint=pin

@@ -202,12 +202,8 @@ class CpuCgroup:
         return True if path is None else kill_group(path, keep)
 
     def remove(self) -> None:
-        """Kill whatever is left in the slots, then remove them and the group."""
-        for path in list(self._slots.values()):
-            kill_group(path)
-        for path in list(self._slots.values()):
-            with contextlib.suppress(OSError):
-                path.rmdir()
+        """Kill whatever is left in the slots, then remove them and the group (the slots are
+        the group's children: ``_rmtree_groups`` empties and removes each)."""
         self._slots.clear()
         self._quota.clear()
         _rmtree_groups(self.group)

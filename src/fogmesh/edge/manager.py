@@ -77,11 +77,11 @@ from fogmesh.fog.tasks import TaskType
 from fogmesh.mobile.policy import ResourcePolicy, evaluate
 from fogmesh.store import DeviceStatus, profile_from_dict
 
-__all__ = ["EdgeDevice", "EdgeManager"]
+__all__ = ["DEVICE_ID_PATTERN", "EdgeDevice", "EdgeManager"]
 
 log = logging.getLogger(__name__)
 
-_DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+DEVICE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _LIVE = frozenset({DeploymentState.READY})
 _GONE = frozenset({DeploymentState.SUPERSEDED, DeploymentState.REMOVED})
 
@@ -255,7 +255,7 @@ class EdgeManager:
         ``capabilities`` describe it. ``device_type`` overrides classification in every case.
         """
         await self.start()
-        if not isinstance(device_id, str) or not _DEVICE_ID.match(device_id):
+        if not isinstance(device_id, str) or not DEVICE_ID_PATTERN.match(device_id):
             raise InvalidRequest(
                 f"device id {device_id!r} must be 1–128 letters, digits, '.', '_', '-'",
                 field="device_id",

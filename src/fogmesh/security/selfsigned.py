@@ -186,7 +186,8 @@ def load_or_create_certificate(
         log.info("made a self-signed TLS certificate in %s", directory)
         pem = cert_pem
     else:
-        missing = [n for n in wanted if n not in _names_in(pem)]
+        present = _names_in(pem)
+        missing = [n for n in wanted if n not in present]
         if missing:
             # Kept anyway: a new certificate would break every pinned join token and client.
             log.warning(

@@ -99,7 +99,7 @@ class _Guarded(_Base):
             self._disarm_header_timer()
         elif (
             self._header_timer is None
-            and not self._upgraded
+            and not self._upgraded  # set inside the call above when these bytes upgraded it
             and (cycle is None or cycle.response_complete)
             and not self.transport.is_closing()
         ):

@@ -49,18 +49,25 @@ def _integer_fields(props: dict[str, Any]) -> frozenset[str]:
     )
 
 
+@functools.cache
+def _profile_integer_fields() -> tuple[frozenset[str], frozenset[str]]:
+    """The profile's and its capabilities' integer fields (the schema is fixed: read once)."""
+    props = profile_json_schema()["properties"]
+    return _integer_fields(props), _integer_fields(props["capabilities"]["properties"])
+
+
 def integral_numbers(data: dict[str, Any]) -> dict[str, Any]:
     """``data`` with integral floats (``36206.0``) of integer fields made ints: JSON Schema's
     ``integer`` is any number without a fraction, the profile's validator is strict."""
-    schema = profile_json_schema()
+    top, in_capabilities = _profile_integer_fields()
     out = dict(data)
-    for name in _integer_fields(schema["properties"]):
+    for name in top:
         if name in out:
             out[name] = _as_int(out[name])
     caps = out.get("capabilities")
     if isinstance(caps, dict):
         fixed = dict(caps)
-        for name in _integer_fields(schema["properties"]["capabilities"]["properties"]):
+        for name in in_capabilities:
             if name in fixed:
                 fixed[name] = _as_int(fixed[name])
         out["capabilities"] = fixed

@@ -428,13 +428,12 @@ async def run_coordinator(config: ServerConfig, *, log_level: str = "info") -> N
         print(f"fogmesh coordinator listening on {url}", flush=True)
         if cert is not None:
             kind = "self-signed" if cert.self_signed else "given"
-            print(
-                f"TLS certificate ({kind}) fingerprint {cert.fingerprint_text}\n"
-                f"  join tokens carry it; remote clients: --fingerprint {cert.fingerprint_text}"
-                if cert.self_signed
-                else f"TLS certificate ({kind}) fingerprint {cert.fingerprint_text}",
-                flush=True,
-            )
+            print(f"TLS certificate ({kind}) fingerprint {cert.fingerprint_text}", flush=True)
+            if cert.self_signed:
+                hint = (
+                    f"  join tokens carry it; remote clients: --fingerprint {cert.fingerprint_text}"
+                )
+                print(hint, flush=True)
         log.info("listening on %s (data in %s)", url, config.data_dir)
         service.coordinator.devices_can_connect()
         await server.serve(sockets=[sock])

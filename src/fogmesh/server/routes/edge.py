@@ -16,8 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from fogmesh.devices import preset_names
 from fogmesh.devices.emulated import profile_from_mapping
 from fogmesh.devices.model import DeviceProfile, DeviceType
+from fogmesh.edge.manager import DEVICE_ID_PATTERN
 from fogmesh.errors import ConfigError, FogmeshError, InvalidRequest
-from fogmesh.fog.tasks import TaskType
+from fogmesh.fog.tasks import MODEL_ID_PATTERN, TaskType
 from fogmesh.server._json import StrictJsonRoute
 from fogmesh.server._openapi import AUTHENTICATED, errors
 from fogmesh.server._profile_schema import (
@@ -47,8 +48,8 @@ _PRESETS = preset_names()
 
 # The edge manager's and model registry's id rules (edge/manager.py, edge/models.py), said in
 # the schema; Python's "$" (which also passes a final newline) is what the server applies.
-EDGE_DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-MODEL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+EDGE_DEVICE_ID_PATTERN = DEVICE_ID_PATTERN.pattern
+EDGE_MODEL_ID_PATTERN = "^" + MODEL_ID_PATTERN.pattern + "$"
 
 
 class EdgeDeviceIn(BaseModel):
@@ -98,7 +99,7 @@ class DeviceStateIn(BaseModel):
 class DeploymentIn(BaseModel):
     model_config = _STRICT
     device_id: str = Field(min_length=1, max_length=128)
-    model_id: str = Field(min_length=1, max_length=128, pattern=MODEL_ID_PATTERN)
+    model_id: str = Field(min_length=1, max_length=128, pattern=EDGE_MODEL_ID_PATTERN)
     deployment_type: TaskType = TaskType.INFERENCE
 
 

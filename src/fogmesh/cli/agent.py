@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from fogmesh._logopts import LogFormatOption, LogLevelOption
-from fogmesh.config import load_settings
+from fogmesh.config import load_settings, setting
 from fogmesh.errors import ConfigError
 from fogmesh.logs import resolve_log_settings
 
@@ -152,10 +152,14 @@ def agent(
         )
     elif battery is not None or charging or ambient is not None:
         raise ConfigError("--battery, --charging and --ambient need --emulate", field="--emulate")
-    else:
-        from fogmesh.devices.sensors import sensor_source_from_env
+    elif profile or setting("profile"):
+        # A preset or profile file that cannot be read is told here. Real sensors cannot fail
+        # to open, and their stack (psutil, detection) is the agent process's to import.
+        from fogmesh.devices.emulated import resolve_profile
 
-        sensor_source_from_env(profile)  # a preset or profile file that cannot be read
+        resolve_profile(
+            profile or setting("profile"), field="profile" if profile else "FOGMESH_PROFILE"
+        )
     # A token that cannot be read, or a device that never enrolled, is told here, at once.
     if join:
         AgentCredentials.from_join_token(home, join)

@@ -356,3 +356,12 @@ async def test_an_agent_dialling_ws_to_an_https_coordinator_is_told_why(
     creds.tls_fingerprint = None
     with pytest.raises(TransportError, match="now serves HTTPS, enrol again"):
         await open_link(creds, open_timeout=5)
+
+
+def test_one_rule_says_which_bind_hosts_mean_every_interface() -> None:
+    from fogmesh.security.tls import is_wildcard
+
+    for host in ("", None, "*", "0.0.0.0", "::", "[::]", "0:0::0"):
+        assert is_wildcard(host), host
+    for host in ("127.0.0.1", "localhost", "192.168.1.20", "fog.example", "::1"):
+        assert not is_wildcard(host), host

@@ -14,10 +14,11 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from fogmesh.security.tls import is_loopback, is_wildcard
+
 __all__ = ["reach_warning", "runtime_url"]
 
 _DEFAULT_PORTS: Final = {"http": 80, "ws": 80, "https": 443, "wss": 443}
-_WILDCARDS: Final = frozenset({"", "0.0.0.0", "::", "*"})
 
 
 def _endpoint(url: str) -> tuple[str, str, int | None]:
@@ -37,13 +38,6 @@ def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    ip = _ip(host)
-    return ip is not None and ip.is_loopback
-
-
 def reach_warning(url: str, runtime: Mapping[str, Any]) -> str | None:
     """Why a device given ``url`` cannot reach the coordinator described by ``runtime`` (the
     parsed ``coordinator.json``), or None when it can or this cannot tell."""
@@ -58,16 +52,16 @@ def reach_warning(url: str, runtime: Mapping[str, Any]) -> str | None:
     listening = f"{bind_host or '*'}:{bind_port}"
     if port != bind_port and not (isinstance(advertised, str) and _endpoint(advertised)[2] == port):
         return f"the coordinator listens on port {bind_port} ({listening}), but {url} says {port}"
-    if bind_host in _WILDCARDS:
-        if _loopback(host):
+    if is_wildcard(bind_host):
+        if is_loopback(host):
             return (
                 f"{url} reaches the coordinator from this machine only; for a device on another "
                 f"machine, give --url with this machine's address (e.g. http://192.168.1.20:"
                 f"{bind_port})"
             )
         return None
-    if _loopback(bind_host):
-        if _loopback(host):
+    if is_loopback(bind_host):
+        if is_loopback(host):
             return None
         return (
             f"the coordinator listens on {listening} only, so a device on another machine cannot "
@@ -76,7 +70,7 @@ def reach_warning(url: str, runtime: Mapping[str, Any]) -> str | None:
     # Bound to one address: a URL naming another address (or loopback) misses it.
     wanted = _ip(bind_host)
     given = _ip(host)
-    if _loopback(host) or (wanted is not None and given is not None and wanted != given):
+    if is_loopback(host) or (wanted is not None and given is not None and wanted != given):
         return (
             f"the coordinator listens on {listening} only, so {url} cannot reach it: restart it "
             f"with --host 0.0.0.0 or --host {host}, or give --url with {bind_host}"
@@ -87,6 +81,6 @@ def reach_warning(url: str, runtime: Mapping[str, Any]) -> str | None:
 def runtime_url(runtime: Mapping[str, Any]) -> str | None:
     """The URL a running coordinator advertises, when a device could dial it (not 0.0.0.0)."""
     url = runtime.get("url")
-    if not isinstance(url, str) or _endpoint(url)[1] in _WILDCARDS:
+    if not isinstance(url, str) or is_wildcard(_endpoint(url)[1]):
         return None
     return url

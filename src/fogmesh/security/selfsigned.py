@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Final
 
 from fogmesh.errors import ConfigError
 from fogmesh.security.keyfile import read_private_file, write_private_file
-from fogmesh.security.tls import fingerprint_of, format_fingerprint
+from fogmesh.security.tls import fingerprint_of, format_fingerprint, is_wildcard
 
 if TYPE_CHECKING:  # cryptography's X.509 code loads only when a certificate is made or read
     from cryptography import x509
@@ -66,7 +66,7 @@ def certificate_names(host: str, extra: Iterable[str] = ()) -> list[str]:
     candidates = [hostname, host, *extra]
     for name in candidates:
         name = (name or "").strip().strip("[]")
-        if not name or name in ("0.0.0.0", "::") or name in names:
+        if not name or is_wildcard(name) or name in names:
             continue
         names.append(name)
     return names

@@ -33,6 +33,7 @@ __all__ = [
     "insecure_http_allowed",
     "is_local_host",
     "is_loopback",
+    "is_wildcard",
     "parse_fingerprint",
     "refuse_plain_http",
     "tls_error_in",
@@ -145,6 +146,15 @@ def is_loopback(host: str | None) -> bool:
     machine only (the wildcard ``0.0.0.0`` is not: it listens on every interface)."""
     address = _address(host)
     return not isinstance(address, str | None) and address.is_loopback
+
+
+def is_wildcard(host: str | None) -> bool:
+    """True for a bind host that means every interface (no address a client can dial): empty,
+    ``*``, or an unspecified address (``0.0.0.0``, ``::``)."""
+    if not host or host == "*":
+        return True
+    address = _address(host)
+    return not isinstance(address, str | None) and address.is_unspecified
 
 
 def is_local_host(host: str | None) -> bool:

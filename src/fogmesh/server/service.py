@@ -38,6 +38,7 @@ from fogmesh.security.keyfile import write_private_file
 from fogmesh.security.keys import CoordinatorKeys
 from fogmesh.security.selfsigned import CoordinatorCertificate, load_or_create_certificate
 from fogmesh.security.tickets import DEFAULT_SKEW, Ticket, TicketIssuer, TicketVerifier
+from fogmesh.security.tls import is_loopback, is_wildcard
 from fogmesh.security.token_journal import (
     IssuedToken,
     read_journal,
@@ -260,7 +261,7 @@ class CoordinatorService:
             return self.config.public_url
         url = self.listening_url or self.config.url
         host = urlsplit(url).hostname or ""
-        if host in ("0.0.0.0", "::", ""):
+        if is_wildcard(host):
             raise InvalidRequest(
                 "this coordinator listens on every interface: give the url devices dial "
                 "(e.g. https://192.168.1.20:8700), or start it with --url",
@@ -358,8 +359,6 @@ def _url_host(url: str | None) -> tuple[str, ...]:
 
 
 def _warn_plain_http(config: ServerConfig) -> None:
-    from fogmesh.security.tls import is_loopback
-
     if config.uses_tls or is_loopback(config.host):
         return
     message = (

@@ -148,3 +148,27 @@ def test_bad_lifecycle_settings_are_refused(field: str, value: object) -> None:
     with pytest.raises(ConfigError) as info:
         LifecycleConfig(**{field: value})  # type: ignore[arg-type]
     assert info.value.field == field
+
+
+def test_the_inlined_expiry_pass_agrees_with_lease_deadline() -> None:
+    # expired_leases inlines lease_deadline for speed (it runs over every lease every round):
+    # the two must say the same for every state, start and coordinator restart.
+    starts = (T0 - 100.0, T0 - 30.0, T0 - 5.0, T0)
+    tasks = []
+    for i, (state, begun, started) in enumerate(
+        (state, begun, started)
+        for state in (TaskState.SCHEDULED, TaskState.RUNNING, TaskState.PENDING)
+        for begun in starts
+        for started in (None, begun + 1.0)
+    ):
+        t = _task(state, scheduled_at=begun, started_at=started)
+        tasks.append(msgspec.structs.replace(t, id=f"t{i}"))
+    for watching_since in (-math.inf, T0 - 50.0, T0 - 10.0):
+        for now in (T0 - 20.0, T0, T0 + 10.0, T0 + 25.0, T0 + 40.0):
+            plain = [
+                t.id
+                for t in tasks
+                if (d := lease_deadline(t, CFG, watching_since)) is not None and now >= d
+            ]
+            inlined = expired_leases(tasks, now, CFG, watching_since=watching_since)
+            assert [e.task_id for e in inlined] == plain, (watching_since, now)

@@ -927,11 +927,9 @@ class FogCoordinator:
         store = await self._ready()
         self._check_lease(task_id, device_id, attempt)
         task = await store.get_task(task_id)
-        outcome = link_loss_outcome(task, DISCONNECTED, self.config.lifecycle)
-        requeued = await store.requeue(task_id, attempt, outcome, reason, self.clock.time())
-        self._stats["requeues"] += 1
-        self._release(task_id, device_id)
-        self._track(requeued, self._live.get(task_id))
+        requeued = await self._end_lease(
+            task, attempt, device_id, DISCONNECTED, reason, self.clock.time()
+        )
         self._kick()
         return requeued
 
@@ -1268,21 +1266,22 @@ class FogCoordinator:
             return
         now = self.clock.time()
         for task in await self.store.leased_tasks(device_id):
-            lease_outcome = (
-                link_loss_outcome(task, outcome, self.config.lifecycle)
-                if outcome in LINK_LOSSES
-                else outcome
-            )
-            try:
-                requeued = await self.store.requeue(
-                    task.id, task.attempt, lease_outcome, reason, now
-                )
-            except FogmeshError:
-                continue
-            self._stats["requeues"] += 1
-            self._release(task.id, device_id)
-            self._track(requeued, self._live.get(task.id) or task)
-            self._requeued(requeued, device_id, reason)
+            with contextlib.suppress(FogmeshError):  # ended meanwhile: nothing left to requeue
+                await self._end_lease(task, task.attempt, device_id, outcome, reason, now)
+
+    async def _end_lease(
+        self, task: Task, attempt: int, device_id: str, outcome: str, reason: str, now: float
+    ) -> Task:
+        """Requeue the lease ``attempt`` of ``task`` on ``device_id`` as ``outcome`` (a link loss
+        charged only as ``link_loss_outcome`` says), and keep memory and the log in step."""
+        if outcome in LINK_LOSSES:
+            outcome = link_loss_outcome(task, outcome, self.config.lifecycle)
+        requeued = await self.store.requeue(task.id, attempt, outcome, reason, now)
+        self._stats["requeues"] += 1
+        self._release(task.id, device_id)
+        self._track(requeued, self._live.get(task.id) or task)
+        self._requeued(requeued, device_id, reason)
+        return requeued
 
     def _requeued(self, task: Task, device_id: str | None, reason: str) -> None:
         """The lifecycle line for a lease that ended without a result: back in the queue, or

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
-from fogmesh.cli.resolve import device_name, resolve_device, resolve_task
+from fogmesh.cli.resolve import device_name, pick_device, resolve_device, resolve_task
 from fogmesh.cli.tasks import (
     DataDirOption,
     FingerprintOption,
@@ -96,8 +96,9 @@ def remove_device(
     Example: fogmesh device rm dev-7k3p --json
     """
     with client_for(url, ticket, data_dir, fingerprint, insecure_http) as client:
-        device_id = resolve_device(client, device)
-        record = client.device(device_id)
+        devices = client.devices()
+        device_id = pick_device(devices, device)
+        record = next(d for d in devices if str(d.get("device_id")) == device_id)
         client.remove_device(device_id)
     if as_json:
         typer.echo(json.dumps({"device_id": device_id, "removed": True}))

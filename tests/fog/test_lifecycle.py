@@ -154,15 +154,15 @@ def test_the_inlined_expiry_pass_agrees_with_lease_deadline() -> None:
     # expired_leases inlines lease_deadline for speed (it runs over every lease every round):
     # the two must say the same for every state, start and coordinator restart.
     starts = (T0 - 100.0, T0 - 30.0, T0 - 5.0, T0)
-    tasks = []
-    for i, (state, begun, started) in enumerate(
-        (state, begun, started)
-        for state in (TaskState.SCHEDULED, TaskState.RUNNING, TaskState.PENDING)
-        for begun in starts
-        for started in (None, begun + 1.0)
-    ):
-        t = _task(state, scheduled_at=begun, started_at=started)
-        tasks.append(msgspec.structs.replace(t, id=f"t{i}"))
+    states = (TaskState.SCHEDULED, TaskState.RUNNING, TaskState.PENDING)
+    shapes = [(s, b, o) for s in states for b in starts for o in (None, 1.0)]
+    tasks = [
+        msgspec.structs.replace(
+            _task(state, scheduled_at=begun, started_at=None if off is None else begun + off),
+            id=f"t{i}",
+        )
+        for i, (state, begun, off) in enumerate(shapes)
+    ]
     for watching_since in (-math.inf, T0 - 50.0, T0 - 10.0):
         for now in (T0 - 20.0, T0, T0 + 10.0, T0 + 25.0, T0 + 40.0):
             plain = [

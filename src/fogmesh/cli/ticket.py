@@ -16,6 +16,8 @@ from typing import Annotated, Final
 import typer
 from rich.console import Console
 
+from fogmesh.cli.units import parse_duration
+from fogmesh.client import TICKET_FILE
 from fogmesh.clock import WallClock
 from fogmesh.config import load_settings
 from fogmesh.errors import ConfigError
@@ -26,8 +28,6 @@ __all__ = ["app"]
 # Operator scopes only: device scopes (agent, enrol) are tied to device identities and come
 # from enrolment, never from this command.
 OPERATOR_SCOPES: Final = ("submit", "read", "admin")
-ADMIN_TICKET_FILE: Final = "admin.ticket"  # as fogmesh.server.config names it (not imported:
-# that would load the service stack for a file name)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
 
 app = typer.Typer(
@@ -73,11 +73,10 @@ def _subject(name: str) -> str:
 
 
 def _issue(
-    data_dir: Path | None, *, subject: str, scopes: list[str], ttl: float, one_shot: bool
+    home: Path, *, subject: str, scopes: list[str], ttl: float, one_shot: bool
 ) -> tuple[str, dict[str, object]]:
     from fogmesh.security.keys import CoordinatorKeys
 
-    home = load_settings(home=data_dir).home
     keys = CoordinatorKeys.load_or_create(home)
     token, claims = keys.issuer(WallClock()).issue_with_claims(
         subject=subject, audience=keys.audience, scopes=scopes, ttl=ttl, one_shot=one_shot
@@ -122,12 +121,14 @@ def create(
 
     Example: fogmesh ticket create --scope submit --ttl 7d --name ci
     """
-    from fogmesh.cli.token import parse_duration
-
     lifetime = parse_duration(ttl)
     scopes = _scopes(scope)
     token, info = _issue(
-        data_dir, subject=_subject(name), scopes=scopes, ttl=lifetime, one_shot=one_shot
+        load_settings(home=data_dir).home,
+        subject=_subject(name),
+        scopes=scopes,
+        ttl=lifetime,
+        one_shot=one_shot,
     )
     if as_json:
         typer.echo(json.dumps({"ticket": token, **info}))
@@ -156,12 +157,10 @@ def renew_admin(
 
     Example: fogmesh ticket renew-admin --data-dir ./fog
     """
-    from fogmesh.cli.token import parse_duration
-
     lifetime = parse_duration(ttl)
     home = load_settings(home=data_dir).home
     token, info = _issue(home, subject="admin", scopes=["admin"], ttl=lifetime, one_shot=False)
-    path = home / ADMIN_TICKET_FILE
+    path = home / TICKET_FILE
     write_private_file(path, token.encode("ascii") + b"\n")
     if as_json:
         typer.echo(json.dumps({"path": str(path), **info}))

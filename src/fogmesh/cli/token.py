@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,6 +26,7 @@ from fogmesh.cli.tasks import (
     client_for,
     console,
 )
+from fogmesh.cli.units import parse_duration
 from fogmesh.client import RUNTIME_FILE, read_runtime
 from fogmesh.clock import WallClock
 from fogmesh.config import load_settings
@@ -39,14 +39,11 @@ from fogmesh.security.tokens import create_join_token
 __all__ = ["app", "parse_duration"]
 
 DEFAULT_URL = "http://127.0.0.1:8700"
-MAX_TTL = 30 * 86_400.0
-_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
 _URL_HELP = (
     "URL devices use to reach the coordinator (else FOGMESH_COORDINATOR, else the running "
     f"coordinator's, else {DEFAULT_URL}); warns when it cannot reach where the coordinator listens"
 )
 _SCOPE_LIST = ", ".join(SCOPES)
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
 
 app = typer.Typer(
     help="Join tokens that let a device enrol with this coordinator: create, list, revoke.",
@@ -62,19 +59,6 @@ def _group() -> None:
 
     Example: fogmesh token create --ttl 1h; fogmesh token list; fogmesh token revoke ID
     """
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in ``90``, ``90s``, ``15m``, ``24h`` or ``7d``."""
-    match = _DURATION.fullmatch(text.strip().lower())
-    if match is None:
-        raise ConfigError(
-            f"cannot read {text!r} as a duration (e.g. 90s, 15m, 24h, 7d)", field="--ttl"
-        )
-    seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    if not 0 < seconds <= MAX_TTL:
-        raise ConfigError("must be more than 0 and at most 30d", field="--ttl")
-    return seconds
 
 
 def _running_coordinator(home: Path) -> dict[str, Any]:

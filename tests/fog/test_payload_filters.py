@@ -20,6 +20,7 @@ from fogmesh.fog.scheduler import (
     TaskNeed,
     place,
 )
+from fogmesh.fog.scheduler.base import VerdictKind
 from fogmesh.fog.scheduler.filters import PayloadFilter, RefusedFilter
 from fogmesh.fog.tasks import (
     AttemptRecord,
@@ -29,6 +30,7 @@ from fogmesh.fog.tasks import (
     PythonPayload,
     Task,
     TaskType,
+    payload_refusal,
 )
 from fogmesh.store.base import profile_from_dict
 from fogmesh.wire.messages import Register, decode, encode
@@ -201,3 +203,18 @@ def test_a_malformed_accepts_is_a_clear_error(bad: object) -> None:
     data = {**preset("desktop").replace(device_id="d1").to_dict(), "accepts": bad}
     with pytest.raises(StoreError, match="accepts"):
         profile_from_dict(data)  # the agent endpoint answers it as a protocol error
+
+
+@pytest.mark.parametrize("accepts", [None, WORKLOADS, EVERYTHING, NOTHING])
+@pytest.mark.parametrize("payload", [ECHO, SUB, LOOKALIKE, OS, CMD, MODEL])
+def test_the_filters_fast_answers_agree_with_payload_refusal(
+    accepts: Accepts | None, payload: Payload
+) -> None:
+    # PayloadFilter answers the common cases without building a reason (it runs per candidate
+    # device): whatever it answers must be what the agent's own rule, payload_refusal, says.
+    verdict = PayloadFilter().check(node(accepts=accepts), need(payload), Reservations())
+    refusal = None if accepts is None else payload_refusal(accepts, payload)
+    if refusal is None:
+        assert verdict is PASS
+    else:
+        assert (verdict.kind, verdict.code) == (VerdictKind.NEVER, refusal[0])
